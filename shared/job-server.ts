@@ -1,0 +1,254 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { PassThrough } from "node:stream";
+import Router from "@koa/router";
+import Koa from "koa";
+import { RbeeError, errorBody, toRbeeError } from "./errors.js";
+import { newCorrelationId } from "./ids.js";
+import type { EndExtras, Job } from "./job.js";
+import { JobRegistry, type RegistryOptions } from "./job-registry.js";
+import { Logger } from "./log.js";
+import { DaemonMetrics } from "./metrics.js";
+import { parseOperation, type OperationName, type OperationOf } from "./protocol.js";
+import { PING_FRAME } from "./sse.js";
+
+export const MAX_BODY_BYTES = 1024 * 1024;
+const CORRELATION_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export type OperationHandlers<N extends OperationName> = {
+  [K in N]: (op: OperationOf<K>, job: Job) => Promise<EndExtras | void>;
+};
+
+export interface JobServerOptions<N extends OperationName> {
+  service: "queen-rbee" | "rbee-hive" | "llm-worker-rbee";
+  version: string;
+  node?: string | null;
+  operations: OperationHandlers<N>;
+  /** Checks that need daemon state, run at POST before the job exists (throw a 400 RbeeError). */
+  validate?: (op: OperationOf<N>) => void;
+  info: () => unknown;
+  token?: string | undefined;
+  registry?: Omit<RegistryOptions, "actor" | "node" | "onEvent" | "onEnd">;
+  pingIntervalMs?: number;
+  logger?: Logger;
+  /** Extra routes (heartbeats, OpenAI API, shutdown) mounted before the job routes. */
+  routes?: (router: Router, server: JobServer<N>) => void;
+}
+
+export type RbeeContext = Koa.ParameterizedContext<Koa.DefaultState & { formatError?: (err: RbeeError) => unknown }>;
+
+/** Reads the raw body whatever its Content-Type, refusing more than `limit` bytes with 413. */
+export async function readBody(ctx: Koa.Context, limit = MAX_BODY_BYTES): Promise<string> {
+  const declared = Number(ctx.get("content-length") || 0);
+  if (declared > limit) throw new RbeeError("PAYLOAD_TOO_LARGE", `The request body is over ${limit} bytes.`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw new RbeeError("PAYLOAD_TOO_LARGE", `The request body is over ${limit} bytes.`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+export async function readJson(ctx: Koa.Context): Promise<unknown> {
+  const text = await readBody(ctx);
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new RbeeError("INVALID_JSON", "The request body is not valid JSON.");
+  }
+}
+
+const digest = (s: string): Buffer => createHash("sha256").update(s).digest();
+
+/** Compares a bearer token in constant time (hashing first so lengths never leak). */
+export function checkBearer(header: string | undefined, token: string): boolean {
+  const match = /^Bearer (.+)$/i.exec(header ?? "");
+  return timingSafeEqual(digest(match?.[1] ?? ""), digest(token)) && match !== null;
+}
+
+/**
+ * The job API every daemon serves (CONTRACT.md section 2): a daemon hands it the operations it
+ * handles; creation, replay, resume, cancel, listing and collection live here once.
+ */
+export class JobServer<N extends OperationName = OperationName> {
+  readonly app = new Koa();
+  readonly router = new Router();
+  readonly registry: JobRegistry;
+  readonly metrics: DaemonMetrics;
+  readonly logger: Logger;
+  readonly accepted: N[];
+  server: Server | undefined;
+  url = "";
+  /** Set by runDaemon: stops the whole daemon (POST /v1/shutdown, fatal errors). */
+  requestStop: (why: string) => void = () => {};
+  private readonly pingMs: number;
+  private readonly streams = new Set<PassThrough>();
+
+  constructor(readonly options: JobServerOptions<N>) {
+    this.accepted = Object.keys(options.operations) as N[];
+    this.metrics = new DaemonMetrics(options.service);
+    this.logger = options.logger ?? new Logger(options.service, options.node ?? null);
+    this.registry = new JobRegistry({
+      ...options.registry,
+      actor: options.service,
+      node: options.node ?? null,
+      onEvent: this.logger.onJobEvent,
+      onEnd: this.metrics.onJobEnd,
+    });
+    this.pingMs = options.pingIntervalMs ?? 15_000;
+    this.app.proxy = false;
+    this.app.silent = true;
+    this.app.use(this.errors);
+    this.app.use(this.auth);
+    this.mountRoutes();
+    this.app.use(this.router.routes());
+    this.app.use(this.router.allowedMethods());
+    this.app.use((ctx) => {
+      throw new RbeeError("NOT_FOUND", `No route for ${ctx.method} ${ctx.path}.`);
+    });
+  }
+
+  private errors = async (ctx: RbeeContext, next: Koa.Next): Promise<void> => {
+    try {
+      await next();
+    } catch (err) {
+      const e = toRbeeError(err);
+      if (e.code === "INTERNAL") this.logger.error("http_error", `${ctx.method} ${ctx.path} failed: ${e.message}`);
+      ctx.status = e.status;
+      ctx.body = ctx.state.formatError ? ctx.state.formatError(e) : errorBody(e);
+    }
+  };
+
+  private auth = async (ctx: RbeeContext, next: Koa.Next): Promise<void> => {
+    const token = this.options.token;
+    if (token && !(ctx.method === "GET" && ctx.path === "/health") && !checkBearer(ctx.get("authorization"), token)) {
+      throw new RbeeError("UNAUTHORIZED", "This daemon needs a token: send Authorization: Bearer <token> (see RBEE_TOKEN).");
+    }
+    await next();
+  };
+
+  private mountRoutes(): void {
+    const r = this.router;
+    const o = this.options;
+    r.get("/health", (ctx) => {
+      ctx.body = { status: "ok", service: o.service, version: o.version };
+    });
+    r.get("/v1/info", async (ctx) => {
+      ctx.body = await o.info();
+    });
+    r.get("/metrics", async (ctx) => {
+      ctx.type = this.metrics.registry.contentType;
+      ctx.body = await this.metrics.registry.metrics();
+    });
+    o.routes?.(r, this);
+    r.post("/v1/jobs", async (ctx) => {
+      const op = parseOperation(await readJson(ctx), this.accepted);
+      o.validate?.(op);
+      const job = this.createJob(op, ctx.get("x-correlation-id"), ctx.get("x-parent-job-id"));
+      ctx.status = 201;
+      ctx.set("X-Correlation-ID", job.correlationId);
+      ctx.body = { job_id: job.id, sse_url: `/v1/jobs/${job.id}/stream` };
+    });
+    r.get("/v1/jobs", (ctx) => {
+      ctx.body = { jobs: this.registry.list() };
+    });
+    r.get("/v1/jobs/:id/stream", (ctx) => {
+      const job = this.mustGet(ctx.params["id"] ?? "");
+      const header = ctx.get("last-event-id");
+      const query = ctx.query["last_event_id"];
+      const after = Number(header || (typeof query === "string" ? query : "") || 0);
+      this.streamTo(ctx, job, Number.isInteger(after) && after > 0 ? after : 0);
+    });
+    r.delete("/v1/jobs/:id", (ctx) => {
+      const job = this.mustGet(ctx.params["id"] ?? "");
+      if (job.finished) throw new RbeeError("JOB_FINISHED", `Job ${job.id} has already ended (${job.status}).`);
+      job.cancel("The job was cancelled by a DELETE request.");
+      ctx.status = 202;
+      ctx.body = { job_id: job.id, status: "cancelling" };
+    });
+  }
+
+  /** Creates a job for a validated operation and starts its handler; used by POST and by in-process callers. */
+  createJob<K extends N>(op: OperationOf<K>, correlationId?: string, parentJobId?: string): Job {
+    const corr = correlationId && CORRELATION_PATTERN.test(correlationId) ? correlationId : newCorrelationId();
+    const job = this.registry.create({
+      operation: op.operation,
+      correlationId: corr,
+      ...(parentJobId ? { parentJobId } : {}),
+    });
+    const handler = this.options.operations[op.operation as K];
+    void this.registry.run(job, (j) => handler(op, j));
+    return job;
+  }
+
+  private mustGet(id: string): Job {
+    const job = this.registry.get(id);
+    if (!job) throw new RbeeError("JOB_NOT_FOUND", `No job ${id.slice(0, 80)} here; it may have been collected.`);
+    return job;
+  }
+
+  private streamTo(ctx: Koa.Context, job: Job, afterId: number): void {
+    const out = new PassThrough();
+    this.streams.add(out);
+    ctx.req.socket.setNoDelay(true);
+    ctx.status = 200;
+    ctx.set("Content-Type", "text/event-stream; charset=utf-8");
+    ctx.set("Cache-Control", "no-cache, no-transform");
+    ctx.set("X-Accel-Buffering", "no");
+    ctx.set("X-Correlation-ID", job.correlationId);
+    ctx.body = out;
+    let unsubscribe = (): void => {};
+    const ping = setInterval(() => out.write(PING_FRAME), this.pingMs);
+    const close = (): void => {
+      clearInterval(ping);
+      unsubscribe();
+      this.streams.delete(out);
+    };
+    out.once("close", close);
+    ctx.res.once("close", () => {
+      close();
+      out.destroy();
+    });
+    out.write(PING_FRAME);
+    unsubscribe = job.subscribe(afterId, (stored) => {
+      out.write(stored.frame);
+      if (stored.event.event === "end") {
+        close();
+        out.end();
+      }
+    });
+  }
+
+  listen(port: number, host = "127.0.0.1"): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const server = this.app.listen({ port, host });
+      server.keepAliveTimeout = 65_000;
+      server.once("error", reject);
+      server.once("listening", () => {
+        server.off("error", reject);
+        this.server = server;
+        const addr = server.address() as AddressInfo;
+        const h = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
+        this.url = `http://${h}:${addr.port}`;
+        resolve(this.url);
+      });
+    });
+  }
+
+  /** Cancels running jobs, closes streams and the listener. */
+  async close(): Promise<void> {
+    this.registry.cancelAll();
+    for (const s of this.streams) s.end();
+    this.registry.dispose();
+    const server = this.server;
+    if (!server) return;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeIdleConnections();
+      setTimeout(() => server.closeAllConnections(), 1000).unref();
+    });
+  }
+}
