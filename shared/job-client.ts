@@ -31,6 +31,8 @@ export interface StreamOptions {
   signal?: AbortSignal;
   /** Reconnect attempts (with Last-Event-ID) after a dropped connection before giving up. */
   reconnects?: number;
+  /** Sent as X-Correlation-ID, so the other daemon's logs of this request carry the job's id. */
+  correlationId?: string;
 }
 
 const errorMessage = (err: unknown): string => {
@@ -113,8 +115,8 @@ export class JobClient {
     return { ...body, correlation_id: typeof corr === "string" ? corr : (opts.correlationId ?? "") };
   }
 
-  async cancel(jobId: string): Promise<void> {
-    const res = await this.send("DELETE", `/v1/jobs/${encodeURIComponent(jobId)}`);
+  async cancel(jobId: string, opts: { correlationId?: string } = {}): Promise<void> {
+    const res = await this.send("DELETE", `/v1/jobs/${encodeURIComponent(jobId)}`, { headers: { "x-correlation-id": opts.correlationId } });
     if (res.statusCode !== 202 && res.statusCode !== 409) return this.fail(res);
     await res.body.dump();
   }
@@ -125,41 +127,45 @@ export class JobClient {
 
   /**
    * A job's events from `afterId` on, until `end`. A dropped connection is resumed with
-   * Last-Event-ID, so no event is lost or repeated; a daemon that stays away is `unreachableCode`.
+   * Last-Event-ID, so no event is lost or repeated. Reconnects back off (0.2 s doubling) and stop
+   * after `reconnects` tries in a row without a new event: then `unreachableCode`.
    */
   async *stream(jobId: string, opts: StreamOptions = {}): AsyncGenerator<JobEvent> {
     let last = opts.afterId ?? 0;
     let failures = 0;
     const maxReconnects = opts.reconnects ?? 5;
+    const path = `/v1/jobs/${encodeURIComponent(jobId)}/stream`;
     for (;;) {
       let res: Dispatcher.ResponseData;
       try {
-        res = await this.send("GET", `/v1/jobs/${encodeURIComponent(jobId)}/stream`, {
-          headers: last > 0 ? { "last-event-id": String(last) } : {},
-          signal: opts.signal,
-        });
+        const headers = { "x-correlation-id": opts.correlationId, ...(last > 0 ? { "last-event-id": String(last) } : {}) };
+        res = await this.send("GET", path, { headers, signal: opts.signal });
       } catch (err) {
         if (opts.signal?.aborted || !(err instanceof RbeeError) || err.code !== this.unreachable || ++failures > maxReconnects) throw err;
         await sleep(100 * 2 ** failures, opts.signal);
         continue;
       }
       if (res.statusCode !== 200) return this.fail(res);
+      let why = "the connection closed before the job's end event";
       try {
         for await (const event of parseEventStream(res.body)) {
-          last = event.id;
+          // Ids only grow; anything at or below the last one seen was already delivered.
+          if (Number.isInteger(event.id) && event.id <= last) continue;
+          if (Number.isInteger(event.id)) last = event.id;
           failures = 0;
           yield event;
           if (event.event === "end") return;
         }
       } catch (err) {
         if (opts.signal?.aborted) throw opts.signal.reason;
-        if (++failures > maxReconnects) throw new RbeeError(this.unreachable, `Lost the event stream of ${jobId} at ${this.label}: ${errorMessage(err)}.`);
+        why = errorMessage(err);
       } finally {
         res.body.destroy();
       }
       if (opts.signal?.aborted) throw opts.signal.reason;
-      if (failures === 0) failures = 1;
-      await sleep(50 * 2 ** failures, opts.signal);
+      // A stream that ends without `end` counts as a failure too, so a daemon that keeps hanging up is given up on.
+      if (++failures > maxReconnects) throw new RbeeError(this.unreachable, `Lost the event stream of ${jobId} at ${this.label}: ${why}.`);
+      await sleep(100 * 2 ** failures, opts.signal);
     }
   }
 }
@@ -197,7 +203,9 @@ export interface ForwardOptions {
  */
 export async function forward(job: Job, client: JobClient, op: object, opts: ForwardOptions = {}): Promise<EndExtras> {
   if (job.signal.aborted) throw job.signal.reason;
-  const created = await client.create(op, { correlationId: job.correlationId, parentJobId: job.id, signal: job.signal });
+  // No abort signal here: a POST aborted mid-flight could leave a downstream job nobody cancels; `follow`
+  // sends DELETE at once when the job was cancelled meanwhile (creation is quick, and bounded by headersTimeout).
+  const created = await client.create(op, { correlationId: job.correlationId, parentJobId: job.id });
   opts.onCreated?.(created.job_id);
   return follow(job, client, created.job_id, opts);
 }
@@ -207,7 +215,7 @@ export async function follow(job: Job, client: JobClient, downstreamJobId: strin
   const reader = new AbortController();
   let giveUp: NodeJS.Timeout | undefined;
   const onCancel = () => {
-    client.cancel(downstreamJobId).catch(() => {});
+    client.cancel(downstreamJobId, { correlationId: job.correlationId }).catch(() => {});
     giveUp = setTimeout(() => reader.abort(job.signal.reason), opts.cancelWaitMs ?? 3000);
     giveUp.unref();
   };
@@ -218,7 +226,7 @@ export async function follow(job: Job, client: JobClient, downstreamJobId: strin
   else opts.abort?.addEventListener("abort", onAbort, { once: true });
   let end: EndData | undefined;
   try {
-    for await (const event of client.stream(downstreamJobId, { signal: reader.signal })) {
+    for await (const event of client.stream(downstreamJobId, { signal: reader.signal, correlationId: job.correlationId })) {
       opts.onEvent?.(event);
       if (event.event === "end") {
         end = event.data;

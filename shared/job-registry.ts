@@ -1,6 +1,6 @@
-import { CancelledError, toRbeeError } from "./errors.js";
+import { CancelledError, RbeeError, toRbeeError } from "./errors.js";
 import { newJobId } from "./ids.js";
-import { Job, type EndExtras, type StoredEvent } from "./job.js";
+import { Job, clock, type EndExtras, type StoredEvent } from "./job.js";
 import type { JobSummary } from "./protocol.js";
 
 export interface RegistryOptions {
@@ -42,7 +42,8 @@ export class JobRegistry {
     this.maxFinished = options.maxFinishedJobs ?? 1000;
     this.maxBytes = options.maxFinishedBytes ?? 64 * 1024 * 1024;
     this.cancelGraceMs = options.cancelGraceMs ?? 5000;
-    this.sweeper = setInterval(() => this.collect(), Math.min(this.ttlMs, 30_000));
+    // At least 1 s apart: a TTL of 0 must not turn the sweeper into a busy loop.
+    this.sweeper = setInterval(() => this.collect(), Math.max(1000, Math.min(this.ttlMs, 30_000)));
     this.sweeper.unref();
   }
 
@@ -70,23 +71,30 @@ export class JobRegistry {
     return job;
   }
 
-  /** Runs a handler for a job and ends the job from its outcome; never throws. */
+  /**
+   * Runs a handler for a job and ends the job from its outcome; never throws. After a cancel the
+   * handler has `cancelGraceMs` to unwind; then the job ends `cancelled` without waiting for it.
+   */
   run(job: Job, handler: Handler): Promise<void> {
     let grace: NodeJS.Timeout | undefined;
     const onAbort = () => {
-      grace = setTimeout(() => job.end("cancelled"), this.cancelGraceMs);
+      grace = setTimeout(() => job.end("cancelled", { error: cancelReason(job) }), this.cancelGraceMs);
       grace.unref();
     };
-    job.signal.addEventListener("abort", onAbort, { once: true });
+    if (job.signal.aborted) onAbort();
+    else job.signal.addEventListener("abort", onAbort, { once: true });
     job.markRunning();
     return (async () => handler(job))().then(
       (extras) => {
-        if (job.signal.aborted) job.end("cancelled");
+        if (job.signal.aborted) job.end("cancelled", { error: cancelReason(job) });
         else job.end("completed", extras ?? {});
       },
       (err: unknown) => {
-        if (err instanceof CancelledError || (job.signal.aborted && err === job.signal.reason)) {
-          job.end("cancelled", { error: err instanceof CancelledError ? err : new CancelledError() });
+        // Once cancelled, whatever the handler throws while unwinding (an AbortError, a closed socket) is the cancel.
+        if (err instanceof CancelledError || (err instanceof RbeeError && err.code === "CANCELLED")) {
+          job.end("cancelled", { error: err });
+        } else if (job.signal.aborted) {
+          job.end("cancelled", { error: cancelReason(job) });
         } else {
           job.end("failed", { error: toRbeeError(err) });
         }
@@ -113,9 +121,31 @@ export class JobRegistry {
     this.collect();
   }
 
+  /** Resolves once every job running now has ended, or after `timeoutMs`; true when all ended. */
+  settle(timeoutMs: number): Promise<boolean> {
+    const running = this.running();
+    if (running.length === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      let left = running.length;
+      const unsubscribes: (() => void)[] = [];
+      const timer = setTimeout(() => {
+        for (const u of unsubscribes) u();
+        resolve(false);
+      }, timeoutMs);
+      for (const job of running) {
+        unsubscribes.push(job.subscribe(job.lastEventId, (stored) => {
+          if (stored.event.event === "end" && --left === 0) {
+            clearTimeout(timer);
+            resolve(true);
+          }
+        }));
+      }
+    });
+  }
+
   /** Drops finished jobs past the TTL, the count limit or the byte budget, oldest first. */
   collect(): void {
-    const now = (this.options.now ?? Date.now)();
+    const now = (this.options.now ?? clock)();
     for (const job of this.finished.values()) {
       const expired = now - (job.finishedAt ?? now) >= this.ttlMs;
       if (!expired && this.finished.size <= this.maxFinished && this.finishedBytes <= this.maxBytes) break;
@@ -134,3 +164,6 @@ export class JobRegistry {
     clearInterval(this.sweeper);
   }
 }
+
+const cancelReason = (job: Job): CancelledError =>
+  job.signal.reason instanceof CancelledError ? job.signal.reason : new CancelledError();

@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 import { PassThrough } from "node:stream";
 import Router from "@koa/router";
 import Koa from "koa";
-import { RbeeError, errorBody, toRbeeError } from "./errors.js";
+import { CancelledError, RbeeError, errorBody, toRbeeError } from "./errors.js";
 import { newCorrelationId } from "./ids.js";
 import type { EndExtras, Job } from "./job.js";
 import { JobRegistry, type RegistryOptions } from "./job-registry.js";
@@ -26,30 +26,61 @@ export interface JobServerOptions<N extends OperationName> {
   node?: string | null;
   operations: OperationHandlers<N>;
   /** Checks that need daemon state, run at POST before the job exists (throw a 400 RbeeError). */
-  validate?: (op: OperationOf<N>) => void;
+  validate?: (op: OperationOf<N>) => void | Promise<void>;
   info: () => unknown;
   token?: string | undefined;
   registry?: Omit<RegistryOptions, "actor" | "node" | "onEvent" | "onEnd">;
   pingIntervalMs?: number;
   logger?: Logger;
+  /** An error shape for some paths (the OpenAI routes), also for errors raised before routing (401). */
+  errorFormat?: (path: string) => ((err: RbeeError) => unknown) | undefined;
   /** Extra routes (heartbeats, OpenAI API, shutdown) mounted before the job routes. */
   routes?: (router: Router, server: JobServer<N>) => void;
 }
 
 export type RbeeContext = Koa.ParameterizedContext<Koa.DefaultState & { formatError?: (err: RbeeError) => unknown }>;
 
-/** Reads the raw body whatever its Content-Type, refusing more than `limit` bytes with 413. */
-export async function readBody(ctx: Koa.Context, limit = MAX_BODY_BYTES): Promise<string> {
+/**
+ * Reads the raw body whatever its Content-Type, refusing more than `limit` bytes with 413. Past
+ * the limit the rest is read and dropped (as Node does after any early answer), never by
+ * destroying the request: that would take the socket, and the 413 with it.
+ */
+export function readBody(ctx: Koa.Context, limit = MAX_BODY_BYTES): Promise<string> {
+  const tooLarge = (): RbeeError => new RbeeError("PAYLOAD_TOO_LARGE", `The request body is over ${limit} bytes (1 MiB); send less.`);
   const declared = Number(ctx.get("content-length") || 0);
-  if (declared > limit) throw new RbeeError("PAYLOAD_TOO_LARGE", `The request body is over ${limit} bytes.`);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw new RbeeError("PAYLOAD_TOO_LARGE", `The request body is over ${limit} bytes.`);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString("utf8");
+  if (declared > limit) return Promise.reject(tooLarge());
+  const req = ctx.req;
+  if (req.readableEnded) return Promise.resolve("");
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const stop = (): void => {
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("error", onError);
+      req.off("close", onClose);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size <= limit) return void chunks.push(chunk);
+      stop();
+      req.resume();
+      reject(tooLarge());
+    };
+    const onEnd = (): void => {
+      stop();
+      resolve(Buffer.concat(chunks).toString("utf8"));
+    };
+    const onError = (err: Error): void => {
+      stop();
+      reject(err);
+    };
+    const onClose = (): void => onError(new Error("The client closed the connection before sending the whole body."));
+    req.on("data", onData);
+    req.once("end", onEnd);
+    req.once("error", onError);
+    req.once("close", onClose);
+  });
 }
 
 export async function readJson(ctx: Koa.Context): Promise<unknown> {
@@ -85,7 +116,9 @@ export class JobServer<N extends OperationName = OperationName> {
   /** Set by runDaemon: stops the whole daemon (POST /v1/shutdown, fatal errors). */
   requestStop: (why: string) => void = () => {};
   private readonly pingMs: number;
-  private readonly streams = new Set<PassThrough>();
+  private inflight = 0;
+  /** Open event streams and how to close each (unsubscribe, stop pings, end the response). */
+  private readonly streams = new Map<PassThrough, () => void>();
 
   constructor(readonly options: JobServerOptions<N>) {
     this.accepted = Object.keys(options.operations) as N[];
@@ -98,9 +131,11 @@ export class JobServer<N extends OperationName = OperationName> {
       onEvent: this.logger.onJobEvent,
       onEnd: this.metrics.onJobEnd,
     });
-    this.pingMs = options.pingIntervalMs ?? 15_000;
+    // Well inside the contract's "at least every 15 s", so jitter never makes a client wait longer.
+    this.pingMs = options.pingIntervalMs ?? 10_000;
     this.app.proxy = false;
     this.app.silent = true;
+    this.app.use(this.track);
     this.app.use(this.errors);
     this.app.use(this.auth);
     this.mountRoutes();
@@ -111,6 +146,13 @@ export class JobServer<N extends OperationName = OperationName> {
     });
   }
 
+  /** Counts requests whose response is not done yet, so close() can drop every other connection at once. */
+  private track = async (ctx: RbeeContext, next: Koa.Next): Promise<void> => {
+    this.inflight++;
+    ctx.res.once("close", () => this.inflight--);
+    await next();
+  };
+
   private errors = async (ctx: RbeeContext, next: Koa.Next): Promise<void> => {
     try {
       await next();
@@ -118,7 +160,8 @@ export class JobServer<N extends OperationName = OperationName> {
       const e = toRbeeError(err);
       if (e.code === "INTERNAL") this.logger.error("http_error", `${ctx.method} ${ctx.path} failed: ${e.message}`);
       ctx.status = e.status;
-      ctx.body = ctx.state.formatError ? ctx.state.formatError(e) : errorBody(e);
+      const format = ctx.state.formatError ?? this.options.errorFormat?.(ctx.path);
+      ctx.body = format ? format(e) : errorBody(e);
     }
   };
 
@@ -146,8 +189,9 @@ export class JobServer<N extends OperationName = OperationName> {
     o.routes?.(r, this);
     r.post("/v1/jobs", async (ctx) => {
       const op = parseOperation(await readJson(ctx), this.accepted);
-      o.validate?.(op);
-      const job = this.createJob(op, ctx.get("x-correlation-id"), ctx.get("x-parent-job-id"));
+      await o.validate?.(op);
+      const parent = ctx.get("x-parent-job-id");
+      const job = this.createJob(op, ctx.get("x-correlation-id"), CORRELATION_PATTERN.test(parent) ? parent : undefined);
       ctx.status = 201;
       ctx.set("X-Correlation-ID", job.correlationId);
       ctx.body = { job_id: job.id, sse_url: `/v1/jobs/${job.id}/stream` };
@@ -190,36 +234,49 @@ export class JobServer<N extends OperationName = OperationName> {
     return job;
   }
 
+  /** Event streams being served now (a closed or aborted one leaves at once). */
+  get openStreams(): number {
+    return this.streams.size;
+  }
+
   private streamTo(ctx: Koa.Context, job: Job, afterId: number): void {
     const out = new PassThrough();
-    this.streams.add(out);
     ctx.req.socket.setNoDelay(true);
     ctx.status = 200;
-    ctx.set("Content-Type", "text/event-stream; charset=utf-8");
+    // Exactly the SSE media type (UTF-8 is implied by the format); Koa keeps a type set before the body.
+    ctx.set("Content-Type", "text/event-stream");
     ctx.set("Cache-Control", "no-cache, no-transform");
     ctx.set("X-Accel-Buffering", "no");
     ctx.set("X-Correlation-ID", job.correlationId);
     ctx.body = out;
     let unsubscribe = (): void => {};
-    const ping = setInterval(() => out.write(PING_FRAME), this.pingMs);
+    let open = true;
+    const write = (text: string): void => {
+      if (open && !out.writableEnded && !out.destroyed) out.write(text);
+    };
+    const ping = setInterval(() => write(PING_FRAME), this.pingMs);
+    // Idempotent: called on `end`, on client abort (Koa's pipeline destroys `out`) and on server close.
     const close = (): void => {
+      if (!open) return;
+      open = false;
       clearInterval(ping);
       unsubscribe();
       this.streams.delete(out);
+      if (!out.writableEnded && !out.destroyed) out.end();
     };
+    this.streams.set(out, close);
     out.once("close", close);
     ctx.res.once("close", () => {
       close();
       out.destroy();
     });
-    out.write(PING_FRAME);
+    write(PING_FRAME);
     unsubscribe = job.subscribe(afterId, (stored) => {
-      out.write(stored.frame);
-      if (stored.event.event === "end") {
-        close();
-        out.end();
-      }
+      write(stored.frame);
+      if (stored.event.event === "end") close();
     });
+    // A finished job has replayed all it will ever send (none at all when resuming after its `end`): close now.
+    if (job.finished) close();
   }
 
   listen(port: number, host = "127.0.0.1"): Promise<string> {
@@ -238,17 +295,26 @@ export class JobServer<N extends OperationName = OperationName> {
     });
   }
 
-  /** Cancels running jobs, closes streams and the listener. */
-  async close(): Promise<void> {
-    this.registry.cancelAll();
-    for (const s of this.streams) s.end();
+  /**
+   * Cancels running jobs and gives them a moment to end, so subscribers read their `end`; then
+   * closes the streams and the listener.
+   */
+  async close(settleMs = 2000): Promise<void> {
+    const why = "The daemon is shutting down.";
+    this.registry.cancelAll(why);
+    if (!(await this.registry.settle(settleMs))) {
+      for (const job of this.registry.running()) job.end("cancelled", { error: new CancelledError(why) });
+    }
+    for (const close of [...this.streams.values()]) close();
     this.registry.dispose();
     const server = this.server;
     if (!server) return;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeIdleConnections();
-      setTimeout(() => server.closeAllConnections(), 1000).unref();
-    });
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    // Let answers in flight finish (up to 1 s); then drop keep-alive and never-used connections too.
+    const deadline = Date.now() + 1000;
+    while (this.inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    server.closeAllConnections();
+    await closed;
   }
 }

@@ -29,6 +29,9 @@ export interface JobInit {
   onEnd?: (job: Job) => void;
 }
 
+/** The default clock: wall-clock milliseconds with sub-millisecond resolution, so fast tokens still time apart. */
+export const clock = (): number => performance.timeOrigin + performance.now();
+
 export interface NarrateOptions {
   target?: string | null;
   level?: Level;
@@ -68,7 +71,7 @@ export class Job {
     this.parentJobId = init.parentJobId;
     this.actor = init.actor;
     this.node = init.node ?? null;
-    this.now = init.now ?? Date.now;
+    this.now = init.now ?? clock;
     this.createdAt = this.now();
     this.onEvent = init.onEvent;
     this.onEnd = init.onEnd;
@@ -100,6 +103,10 @@ export class Job {
 
   private push<E extends EventType>(type: E, data: EventDataMap[E]): void {
     if (this.finished) return;
+    this.append(type, data);
+  }
+
+  private append<E extends EventType>(type: E, data: EventDataMap[E]): void {
     const event = { id: this.events.length + 1, event: type, data } as JobEvent;
     const stored: StoredEvent = { event, frame: encodeEvent(event) };
     this.events.push(stored);
@@ -111,7 +118,15 @@ export class Job {
       this.tokenCount++;
     }
     this.onEvent?.(this, stored);
-    for (const listener of this.listeners) listener(stored);
+    // A snapshot, so a listener added during delivery (it already got this event by replay) is not called twice.
+    for (const listener of [...this.listeners]) {
+      if (!this.listeners.has(listener)) continue;
+      try {
+        listener(stored);
+      } catch {
+        // one broken subscriber must not cost the others their events
+      }
+    }
   }
 
   private own<E extends Exclude<EventType, "end">>(type: E, payload: EventPayload<E>): void {
@@ -148,11 +163,18 @@ export class Job {
     this.push(event.event, { ...event.data, path: [this.id, ...event.data.path] } as never);
   }
 
+  /** This job's own timing, from its creation: time to first token, total, and decode speed. */
   timing(end = this.finishedAt ?? this.now()): Timing {
-    const ttft = this.firstTokenAt === undefined ? end - this.createdAt : this.firstTokenAt - this.createdAt;
-    const decodeMs = this.firstTokenAt !== undefined && this.lastTokenAt !== undefined ? this.lastTokenAt - this.firstTokenAt : 0;
-    const tps = this.tokenCount > 1 && decodeMs > 0 ? ((this.tokenCount - 1) * 1000) / decodeMs : 0;
-    return { ttft_ms: round(ttft), total_ms: round(end - this.createdAt), tokens_per_s: round(tps) };
+    const first = this.firstTokenAt;
+    const last = this.lastTokenAt ?? first;
+    const ttft = first === undefined ? end - this.createdAt : first - this.createdAt;
+    let tps = 0;
+    if (first !== undefined && last !== undefined) {
+      // Rate between first and last token; with one token (or one instant) fall back to first token -> end.
+      if (this.tokenCount > 1 && last > first) tps = ((this.tokenCount - 1) * 1000) / (last - first);
+      else if (end > first) tps = (this.tokenCount * 1000) / (end - first);
+    }
+    return { ttft_ms: round(Math.max(0, ttft)), total_ms: round(Math.max(0, end - this.createdAt)), tokens_per_s: round(tps) };
   }
 
   /** Ends the job exactly once; later calls return false and change nothing. */
@@ -165,9 +187,10 @@ export class Job {
     if (extras.usage !== undefined) data.usage = extras.usage;
     const endAt = this.now();
     if (this.operation === "infer") data.timing = this.timing(endAt);
-    this.push("end", data);
+    // Finished before `end` is delivered: whoever reacts to it sees the final status, and nothing can follow it.
     this.finishedAt = endAt;
     this.status = status;
+    this.append("end", data);
     this.controller.abort(new CancelledError("The job has ended."));
     this.listeners.clear();
     this.onEnd?.(this);
@@ -183,7 +206,8 @@ export class Job {
    * unsubscribe function. A finished job replays and returns at once.
    */
   subscribe(afterId: number, listener: Listener): () => void {
-    for (let i = Math.max(0, afterId); i < this.events.length; i++) listener(this.events[i] as StoredEvent);
+    const from = Number.isInteger(afterId) && afterId > 0 ? afterId : 0;
+    for (let i = from; i < this.events.length; i++) listener(this.events[i] as StoredEvent);
     if (this.finished) return () => {};
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -217,16 +241,15 @@ export class Job {
   }
 
   summary(): JobSummary {
-    const s: JobSummary = {
+    return {
       job_id: this.id,
       operation: this.operation,
       status: this.status,
       correlation_id: this.correlationId,
+      parent_job_id: this.parentJobId ?? null,
       created_at: new Date(this.createdAt).toISOString(),
+      finished_at: this.finishedAt === undefined ? null : new Date(this.finishedAt).toISOString(),
     };
-    if (this.parentJobId !== undefined) s.parent_job_id = this.parentJobId;
-    if (this.finishedAt !== undefined) s.finished_at = new Date(this.finishedAt).toISOString();
-    return s;
   }
 }
 

@@ -20,13 +20,25 @@ export interface LogLine {
  * follows a request through every daemon. Writes to a file when given one, else to stderr.
  */
 export class Logger {
-  private readonly out: WriteStream | NodeJS.WriteStream;
+  private out: WriteStream | NodeJS.WriteStream;
   constructor(readonly service: string, readonly node: string | null = null, file?: string) {
-    this.out = file ? createWriteStream(file, { flags: "a" }) : process.stderr;
+    if (file) {
+      const stream = createWriteStream(file, { flags: "a" });
+      // An unwritable log file must not crash the daemon: say so once and log to stderr instead.
+      stream.once("error", (err) => {
+        process.stderr.write(`${service}: cannot write the log file ${file} (${err.message}); logging to stderr.\n`);
+        this.out = process.stderr;
+      });
+      this.out = stream;
+    } else {
+      this.out = process.stderr;
+    }
   }
 
   write(line: Omit<LogLine, "ts" | "service"> & { ts?: string }): void {
-    const full = { ts: line.ts ?? new Date().toISOString(), service: this.service, node: this.node, ...line };
+    const full = { ts: "", service: this.service, node: this.node, ...line };
+    // Set after the spread, so a line passing `ts: undefined` still gets one (and ts stays the first key).
+    full.ts = line.ts ?? new Date().toISOString();
     this.out.write(`${JSON.stringify(full)}\n`);
   }
 

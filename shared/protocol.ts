@@ -10,6 +10,8 @@ export const MODEL_ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,127}$/;
 export const HIVE_ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 export const WORKER_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export const JOB_ID_PATTERN = /^job-[A-Za-z0-9_-]{6,64}$/;
+/** Where model_download may fetch from: an http(s) URL, or a file in a Hugging Face repository. */
+export const MODEL_SOURCE_PATTERN = /^(?:https?:\/\/[^\s/]+\/\S*|hf:[^\s/]+\/[^\s/]+\/\S+\.gguf)$/i;
 export const DEFAULT_MODEL = "rbee-tiny";
 export const DEFAULT_KEEP_ALIVE = 300;
 
@@ -84,7 +86,12 @@ const operationSpecs = {
   model_get: object({ hive_id: hiveIdDefault, model: modelId }),
   model_download: object({
     hive_id: hiveIdDefault,
-    model: string({ nonEmpty: true, maxLength: 4096 }),
+    model: string({
+      nonEmpty: true,
+      maxLength: 4096,
+      pattern: MODEL_SOURCE_PATTERN,
+      patternText: 'must be an http:// or https:// URL of a .gguf file, or "hf:<owner>/<repo>/<file>.gguf".',
+    }),
     name: optional(modelId),
   }),
   model_delete: object({ hive_id: hiveIdDefault, model: modelId }),
@@ -218,7 +225,8 @@ export interface JobSummary {
   operation: string;
   status: JobStatus;
   correlation_id: string;
-  parent_job_id?: string;
+  /** Every field is always present: null when the job has no parent or has not finished. */
+  parent_job_id: string | null;
   created_at: string;
-  finished_at?: string;
+  finished_at: string | null;
 }

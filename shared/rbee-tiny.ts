@@ -1,8 +1,8 @@
 /**
  * rbee-tiny: a small llama-architecture GGUF written by rbee itself, so tests and demos run the real llama.cpp
  * path with no download. Its weights are deterministic (own PRNG, integer and IEEE-exact float math only), so
- * every write is byte-for-byte the same, and they are built, not trained: the model is a noisy bigram chain over
- * a word-level vocabulary, steered by random attention, so its text is random but readable words.
+ * every write is byte-for-byte the same, and they are built, not trained: a bigram walk over a word-level
+ * vocabulary with a context-driven repeat penalty (see designEmbeddings), so its text is random but readable words.
  */
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
@@ -191,7 +191,8 @@ function buildVocabulary(size: number): VocabularyPlan {
   // SentencePiece only builds a word through pieces that are in the vocabulary, so every prefix is one
   for (const w of [...words, ...CHAIN_WORDS]) {
     for (const full of [SPACE + w, w]) {
-      for (let n = full.startsWith(SPACE) ? 2 : 1; n < full.length; n++) add(full.slice(0, n), NORMAL, -10000 - tokens.length);
+      const from = full.startsWith(SPACE) ? 2 : 1;
+      for (let n = from; n < full.length; n++) add(full.slice(0, n), NORMAL, -10000 - tokens.length);
     }
   }
   if (size > 0) {
@@ -258,6 +259,8 @@ const STRENGTHS = [1, 0.6, 0.5] as const;
 const MARGIN = 1;
 const CHAIN_STRENGTH = 1.2;
 const EOS_BIAS = -0.5;
+const CLOSING_WORDS = 12;
+const CLOSING_STRENGTH = 0.55;
 const SUPPRESS = -60;
 // The residual stream is [bias channel | word identity (A) | context (B)]. Layer 0 attends uniformly (zero
 // queries) and writes the mean of the context's word codes (a random projection of A) into B; each word's output
@@ -303,7 +306,6 @@ function resolveOptions(options: TinyModelOptions): Resolved {
   return { ...r, headDim };
 }
 
-
 /** How the residual stream is split: dimension 0 is the bias channel, then A (word identity), then B (context). */
 function split(d: number, nKv: number): { a0: number; a1: number; b0: number; b1: number } {
   const dB = Math.min(nKv, Math.max(4, Math.floor(d / 4)));
@@ -323,7 +325,12 @@ interface Design {
  * j follows, weighted by STRENGTHS, so the logit of j after word w is large when j is a successor of w; random
  * vectors in few dimensions overlap, so rows are then corrected until every word's first successor wins by MARGIN.
  */
-function designEmbeddings(vocab: VocabularyPlan, d: number, nKv: number, stream: (name: string) => () => number): Design {
+function designEmbeddings(
+  vocab: VocabularyPlan,
+  d: number,
+  nKv: number,
+  stream: (name: string) => () => number,
+): Design {
   const { a0, a1, b0, b1 } = split(d, nKv);
   const dA = a1 - a0;
   const dB = b1 - b0;
@@ -356,7 +363,8 @@ function designEmbeddings(vocab: VocabularyPlan, d: number, nKv: number, stream:
   const rows = new Float64Array(candidates.length * d);
   const scale = LOGIT / dA;
   const addBase = (row: number, b: number, strength: number): void => {
-    for (let c = a0; c < a1; c++) rows[row * d + c] = (rows[row * d + c] as number) + scale * strength * (base[b * d + c] as number);
+    const k = scale * strength;
+    for (let c = a0; c < a1; c++) rows[row * d + c] = (rows[row * d + c] as number) + k * (base[b * d + c] as number);
   };
   for (const [k, order] of cycles.entries()) {
     for (let i = 0; i < n; i++) addBase(order[(i + 1) % n] as number, order[i] as number, STRENGTHS[k] ?? 0);
@@ -369,6 +377,12 @@ function designEmbeddings(vocab: VocabularyPlan, d: number, nKv: number, stream:
   addBase(eosRow, friend, CHAIN_STRENGTH);
   addBase(eosRow, goodbye, CHAIN_STRENGTH);
   rows[eosRow * d] = EOS_BIAS;
+  // EOS is a likely (never the first) successor of the sentence marks and a few words, so sampling ends now and then
+  const closingRand = stream("closing");
+  const closing = new Set<number>();
+  for (const [k, mark] of PUNCTUATION.entries()) if (mark !== ",") closing.add(n - PUNCTUATION.length + k);
+  while (closing.size < CLOSING_WORDS) closing.add(Math.floor(closingRand() * n));
+  for (const i of closing) addBase(eosRow, i, CLOSING_STRENGTH);
 
   // what each input word must be followed by, greedily
   const wanted = new Int32Array(nOwn);
@@ -378,31 +392,46 @@ function designEmbeddings(vocab: VocabularyPlan, d: number, nKv: number, stream:
   wanted[dear] = friendRow;
   wanted[friend] = eosRow;
 
-  const x = new Float64Array(d);
-  for (let round = 0; round < 50; round++) {
+  // logits[i][r]: row r against word i's RMS-normalised embedding (what the final norm sees), kept up to date
+  const nCand = candidates.length;
+  const xs = new Float64Array(nOwn * d);
+  for (let i = 0; i < nOwn; i++) {
+    let ss = 0;
+    for (let c = 0; c < d; c++) {
+      const v = base[i * d + c] as number;
+      ss += v * v;
+    }
+    const inv = 1 / Math.sqrt(ss / d + 1e-5);
+    for (let c = 0; c < d; c++) xs[i * d + c] = (base[i * d + c] as number) * inv;
+  }
+  const logits = new Float64Array(nOwn * nCand);
+  for (let i = 0; i < nOwn; i++) {
+    for (let r = 0; r < nCand; r++) {
+      let dot = 0;
+      for (let c = 0; c < a1; c++) dot += (rows[r * d + c] as number) * (xs[i * d + c] as number);
+      logits[i * nCand + r] = dot;
+    }
+  }
+  for (let round = 0; ; round++) {
     let fixes = 0;
     for (let i = 0; i < nOwn; i++) {
-      // RMS-normalised input, as the final norm sees a word's own embedding
-      let ss = 0;
-      for (let c = 0; c < d; c++) ss += (base[i * d + c] as number) ** 2;
-      const inv = 1 / Math.sqrt(ss / d + 1e-5);
-      for (let c = 0; c < d; c++) x[c] = (base[i * d + c] as number) * inv;
       const target = wanted[i] as number;
-      let targetLogit = 0;
       let best = Number.NEGATIVE_INFINITY;
-      for (let r = 0; r < candidates.length; r++) {
+      for (let r = 0; r < nCand; r++) if (r !== target) best = Math.max(best, logits[i * nCand + r] as number);
+      const gap = (logits[i * nCand + target] as number) - best;
+      if (gap >= MARGIN) continue;
+      fixes++;
+      const strength = (MARGIN - gap + 0.25) / LOGIT;
+      addBase(target, i, strength);
+      const k = scale * strength;
+      for (let j = 0; j < nOwn; j++) {
         let dot = 0;
-        for (let c = 0; c < a1; c++) dot += (rows[r * d + c] as number) * (x[c] as number);
-        if (r === target) targetLogit = dot;
-        else if (dot > best) best = dot;
-      }
-      const gap = targetLogit - best;
-      if (gap < MARGIN) {
-        fixes++;
-        addBase(target, i, (MARGIN - gap + 0.25) / LOGIT);
+        for (let c = a0; c < a1; c++) dot += (base[i * d + c] as number) * (xs[j * d + c] as number);
+        logits[j * nCand + target] = (logits[j * nCand + target] as number) + k * dot;
       }
     }
     if (fixes === 0) break;
+    if (round === 50) throw new Error(`rbee-tiny: successor margins did not converge (${fixes} left)`);
   }
 
   // context codes: code_i = V * (word i's embedding as attn_norm leaves it), V random over A
@@ -411,13 +440,13 @@ function designEmbeddings(vocab: VocabularyPlan, d: number, nKv: number, stream:
   let codeEnergy = 0;
   for (let i = 0; i < nOwn; i++) {
     let ss = 0;
-    for (let c = 0; c < d; c++) ss += (base[i * d + c] as number) ** 2;
+    for (let c = 0; c < d; c++) { const v = base[i * d + c] as number; ss += v * v; }
     const inv = 1 / Math.sqrt(ss / d + 1e-5);
     for (let r = 0; r < dB; r++) {
       let dot = 0;
       for (let c = 0; c < dA; c++) dot += (contextV[r * dA + c] as number) * (base[i * d + a0 + c] as number);
       codes[i * dB + r] = dot * inv;
-      codeEnergy += (dot * inv) ** 2;
+      codeEnergy += dot * inv * (dot * inv);
     }
   }
   const beta = REPEAT_PENALTY / (codeEnergy / nOwn);
@@ -525,7 +554,9 @@ export function tinyModelSpec(options: TinyModelOptions = {}): GgufFileSpec {
       { name: `${p}attn_norm.weight`, shape: [d], type: "F32", data: () => ones(d) },
       matrix(`${p}attn_q.weight`, d, nQ, context ? 0 : QK_SCALE * inv(d)),
       matrix(`${p}attn_k.weight`, d, nKv, QK_SCALE * inv(d)),
-      context ? { name: `${p}attn_v.weight`, shape: [d, nKv], type: tensorType, data: contextValues } : matrix(`${p}attn_v.weight`, d, nKv, inv(d)),
+      context
+        ? { name: `${p}attn_v.weight`, shape: [d, nKv], type: tensorType, data: contextValues }
+        : matrix(`${p}attn_v.weight`, d, nKv, inv(d)),
       context
         ? { name: `${p}attn_output.weight`, shape: [nQ, d], type: tensorType, data: contextOutput }
         : matrix(`${p}attn_output.weight`, nQ, d, noise * inv(nQ), notBias),

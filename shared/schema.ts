@@ -17,7 +17,7 @@ export type ObjectOut<F extends Fields> = Simplify<
 >;
 
 const describe = (v: unknown): string =>
-  v === null ? "null" : Array.isArray(v) ? "a list" : typeof v === "string" ? "a string" : `a ${typeof v}`;
+  v === null ? "null" : Array.isArray(v) ? "a list" : typeof v === "object" ? "an object" : `a ${typeof v}`;
 
 export const optional = <T>(spec: Spec<T>): OptionalSpec<T> =>
   Object.assign((v: unknown, field: string) => (v === undefined ? undefined : spec(v, field)), {
@@ -87,7 +87,8 @@ export const object = <F extends Fields>(fields: F): Spec<ObjectOut<F>> => (v, f
   if (!isPlainObject(v)) throw invalid(field, `must be an object, got ${describe(v)}.`);
   const out: Record<string, unknown> = {};
   for (const [key, spec] of Object.entries(fields)) {
-    const parsed = spec(v[key], field === "body" ? key : `${field}.${key}`);
+    // Own fields only: a key like "constructor" must never read Object.prototype.
+    const parsed = spec(Object.hasOwn(v, key) ? v[key] : undefined, field === "body" ? key : `${field}.${key}`);
     if (parsed !== undefined) out[key] = parsed;
   }
   return out as ObjectOut<F>;

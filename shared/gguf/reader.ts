@@ -254,7 +254,8 @@ class HeaderReader {
   }
 
   truncated(what: string): GgufFormatError {
-    return new GgufFormatError("truncated", this.path, `GGUF file is truncated (ends inside ${what} at byte ${this.pos} of ${this.fileSize})`);
+    const where = `ends inside ${what} at byte ${this.pos} of ${this.fileSize}`;
+    return new GgufFormatError("truncated", this.path, `GGUF file is truncated (${where})`);
   }
 
   /** Makes `n` bytes at `pos` available in `buf`; `n` never exceeds the buffer by construction of callers. */
@@ -469,11 +470,9 @@ export async function readGgufHeader(path: string, options: GgufReadOptions = {}
     for (const t of tensors) {
       const bytes = ggmlTypeBytes(t.type, t.elements);
       if (bytes !== null && dataOffset + t.offset + bytes > fileSize) {
-        throw new GgufFormatError(
-          "truncated",
-          path,
-          `GGUF file is truncated: tensor ${t.name} ends at byte ${dataOffset + t.offset + bytes} but the file has ${fileSize} (an incomplete download?)`,
-        );
+        const end = dataOffset + t.offset + bytes;
+        const message = `tensor ${t.name} ends at byte ${end} but the file has ${fileSize} (an incomplete download?)`;
+        throw new GgufFormatError("truncated", path, `GGUF file is truncated: ${message}`);
       }
     }
     return { version, metadata, tensors, alignment, dataOffset, fileSize };
@@ -487,7 +486,10 @@ function numberOrNull(v: GgufReadValue | undefined): number | null {
 }
 
 /** The quantization name: general.file_type when known, else the tensor type holding the most elements. */
-export function quantizationName(metadata: Readonly<Record<string, GgufReadValue>>, tensors: readonly GgufTensorInfo[]): string {
+export function quantizationName(
+  metadata: Readonly<Record<string, GgufReadValue>>,
+  tensors: readonly GgufTensorInfo[],
+): string {
   const fileType = metadata["general.file_type"];
   if (typeof fileType === "number") {
     // llama.cpp sets bit 10 (LLAMA_FTYPE_GUESSED) when it guessed the type
