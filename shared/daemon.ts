@@ -58,7 +58,12 @@ export interface DaemonDefinition {
   help: string;
   flags: Options;
   /** Builds the server (not yet listening) and whatever it owns. */
-  create(ctx: DaemonContext): Promise<{ server: JobServer<never> | JobServer; afterListen?: (url: string) => void | Promise<void>; dispose: () => Promise<void> }>;
+  create(ctx: DaemonContext): Promise<{
+    // Any subset of operations: runDaemon only listens, logs and closes.
+    server: JobServer<any>;
+    afterListen?: (url: string) => void | Promise<void>;
+    dispose: () => Promise<void>;
+  }>;
 }
 
 /** The start-up every daemon shares: flags, the loopback/token rule, `listening <url>`, signals. */

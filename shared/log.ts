@@ -64,7 +64,7 @@ export class Logger {
       this.write({
         level: d.status === "failed" ? "error" : "info",
         action: "job_end",
-        human: `Job ${job.id} (${job.operation}) ended ${d.status}${d.error ? `: ${d.error.code} ${d.error.message}` : ""}.`,
+        human: `Job ${job.id} (${job.operation}) ended ${d.status}${d.error ? `: ${d.error.code} ${d.error.message.replace(/\.$/, "")}` : ""}.`,
         job_id: d.job_id,
         correlation_id: d.correlation_id,
         status: d.status,
