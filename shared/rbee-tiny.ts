@@ -114,10 +114,11 @@ const WORDS_TEXT = `
 export const RBEE_TINY_WORDS: readonly string[] = [...new Set(WORDS_TEXT.split(/\s+/).filter((w) => w !== ""))];
 const PUNCTUATION = [".", ",", "!", "?"] as const;
 /**
- * Deterministic end-of-sequence paths: a prompt ending in " goodbye" ends at once, one ending in " farewell"
- * greedily says " dear friend" and ends. These words are outside the bigram chain, so they never come up otherwise.
+ * Deterministic end-of-sequence paths, for tests of EOS handling: greedy decoding after a prompt ending in the word
+ * "goodbye" ends at once; after "farewell" it says "dear friend" (two tokens) and ends. These words are outside
+ * the bigram chain and never come up otherwise. The values are the completions as node-llama-cpp returns them.
  */
-export const RBEE_TINY_EOS_TRIGGERS = { goodbye: "", farewell: " dear friend" } as const;
+export const RBEE_TINY_EOS_TRIGGERS = { goodbye: "", farewell: "dear friend" } as const;
 const CHAIN_WORDS = ["goodbye", "farewell", "dear", "friend"] as const;
 
 export const CHATML_TEMPLATE =
@@ -257,10 +258,11 @@ function shuffled(rand: () => number, items: readonly number[]): number[] {
 const LOGIT = 6;
 const STRENGTHS = [1, 0.6, 0.5] as const;
 const MARGIN = 1;
-const CHAIN_STRENGTH = 1.2;
-const EOS_BIAS = -0.5;
-const CLOSING_WORDS = 12;
-const CLOSING_STRENGTH = 0.55;
+const CHAIN_STRENGTH = 2;
+const CHAIN_BIAS = -3;
+const EOS_BIAS = -1;
+const CLOSING_WORDS = 8;
+const CLOSING_STRENGTH = 0.6;
 const SUPPRESS = -60;
 // The residual stream is [bias channel | word identity (A) | context (B)]. Layer 0 attends uniformly (zero
 // queries) and writes the mean of the context's word codes (a random projection of A) into B; each word's output
@@ -374,6 +376,9 @@ function designEmbeddings(
   const eosRow = n + 2;
   addBase(dearRow, farewell, CHAIN_STRENGTH);
   addBase(friendRow, dear, CHAIN_STRENGTH);
+  // the scripted words follow only their trigger, never a sampled noise word
+  rows[dearRow * d] = CHAIN_BIAS;
+  rows[friendRow * d] = CHAIN_BIAS;
   addBase(eosRow, friend, CHAIN_STRENGTH);
   addBase(eosRow, goodbye, CHAIN_STRENGTH);
   rows[eosRow * d] = EOS_BIAS;

@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 import { UsageError, intFlag, runDaemon, strFlag } from "../../shared/daemon.js";
-import type { JobServer } from "../../shared/job-server.js";
 import { resolvePaths } from "../../shared/paths.js";
 import { DEFAULT_KEEP_ALIVE, HIVE_ID_PATTERN } from "../../shared/protocol.js";
 import { createHive } from "./app.js";
