@@ -95,7 +95,7 @@ export async function runDaemon(def: DaemonDefinition, argv = process.argv.slice
     }
     ctx = { values, host, port, token, logFile: strFlag(values, "log-file") };
   } catch (err) {
-    process.stderr.write(`${def.name}: ${(err as Error).message}\n`);
+    process.stderr.write(`${def.name}: ${firstLine((err as Error).message)}; see ${def.name} --help.\n`);
     process.exit(2);
   }
   let owned: Awaited<ReturnType<DaemonDefinition["create"]>>;
@@ -134,3 +134,10 @@ export async function runDaemon(def: DaemonDefinition, argv = process.argv.slice
   owned.server.requestStop = (why) => void stop(why);
   await owned.afterListen?.(url);
 }
+
+/** Node's argument errors run to several lines; a usage error is one. */
+const firstLine = (message: string): string => {
+  const unknown = /^Unknown option '([^']+)'/.exec(message);
+  if (unknown) return `unknown option ${unknown[1]}`;
+  return (message.split("\n")[0] ?? message).replace(/\.$/, "");
+};

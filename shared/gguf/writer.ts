@@ -214,6 +214,9 @@ function writeScalar(sink: ByteSink, key: string, type: GgufArrayItemTypeName, v
       if (typeof v !== "bigint" && !(typeof v === "number" && Number.isSafeInteger(v))) {
         throw new TypeError(`GGUF metadata ${key}: expected an integer or bigint`);
       }
+      if (type === "uint64" ? v < 0 || BigInt(v) >= 2n ** 64n : BigInt(v) < -(2n ** 63n) || BigInt(v) >= 2n ** 63n) {
+        throw new RangeError(`GGUF metadata ${key}: ${v} is out of range`);
+      }
       return type === "uint64" ? sink.u64(v) : sink.i64(v);
     case "bool":
       if (typeof v !== "boolean") throw new TypeError(`GGUF metadata ${key}: expected a boolean`);

@@ -12,7 +12,15 @@ import {
   readGgufInfo,
   type GgufArraySummary,
 } from "../../shared/gguf/reader.js";
-import { encodeTensorData, f16BitsToF32, f32ToF16Bits, gguf, writeGguf, type GgufFileSpec } from "../../shared/gguf/writer.js";
+import {
+  encodeGguf,
+  encodeTensorData,
+  f16BitsToF32,
+  f32ToF16Bits,
+  gguf,
+  writeGguf,
+  type GgufFileSpec,
+} from "../../shared/gguf/writer.js";
 import {
   ensureRbeeTiny,
   RBEE_TINY,
@@ -174,6 +182,24 @@ test("quantization falls back to the dominant matrix type without general.file_t
   t.is(info.quantization, "Q8_0");
   t.is(info.context_length, null);
   t.is(info.layers, null);
+});
+
+test("the writer refuses values and tensors it cannot write faithfully", (t) => {
+  const spec = (metadata: GgufFileSpec["metadata"], tensors: GgufFileSpec["tensors"] = []): GgufFileSpec => ({
+    metadata,
+    tensors,
+  });
+  t.throws(() => encodeGguf(spec({ k: gguf.uint8(256) })), { instanceOf: RangeError });
+  t.throws(() => encodeGguf(spec({ k: gguf.int32(1.5) })), { instanceOf: RangeError });
+  t.throws(() => encodeGguf(spec({ k: gguf.uint64(-1) })), { instanceOf: RangeError });
+  t.throws(() => encodeGguf(spec({ k: gguf.int64(2n ** 63n) })), { instanceOf: RangeError });
+  t.throws(() => encodeGguf(spec({ k: gguf.array("string", [1]) })), { instanceOf: TypeError });
+  t.throws(() => encodeGguf(spec({ "general.alignment": gguf.uint32(48) })), { message: /power of two/ });
+  const row = new Float32Array(16);
+  t.throws(() => encodeGguf(spec({}, [{ name: "q", shape: [16], type: "Q8_0", data: row }])), { message: /multiple of 32/ });
+  t.throws(() => encodeGguf(spec({}, [{ name: "x", shape: [4], type: "F32", data: row }])), { message: /16 values/ });
+  const twice = { name: "x", shape: [16], type: "F32", data: row } as const;
+  t.throws(() => encodeGguf(spec({}, [twice, twice])), { message: /duplicate tensor name/ });
 });
 
 test("f32 to f16 rounds to nearest even, saturates and keeps subnormals", (t) => {
