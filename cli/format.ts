@@ -35,6 +35,15 @@ export function formatMs(ms: number): string {
   return `${m} min ${Math.round((ms % 60_000) / 1000)} s`;
 }
 
+/** A coarse span of whole seconds: "42 s", "4 min 58 s", "2 h 5 min". */
+export function formatSeconds(s: number): string {
+  if (!Number.isFinite(s) || s < 0) return "?";
+  const n = Math.floor(s);
+  if (n < 60) return `${n} s`;
+  if (n < 3600) return `${Math.floor(n / 60)} min ${n % 60} s`;
+  return `${Math.floor(n / 3600)} h ${Math.floor((n % 3600) / 60)} min`;
+}
+
 /** "12.3 MiB / 1.20 GiB", "12/32 layers", "512 tokens". */
 export function formatAmount(done: number, total: number | null, unit: string): string {
   if (unit === "bytes") return total === null ? formatBytes(done) : `${formatBytes(done)} / ${formatBytes(total)}`;

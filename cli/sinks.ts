@@ -1,6 +1,7 @@
 import type { EndData, JobEvent } from "../shared/protocol.js";
 import { formatAmount, formatMs, percent } from "./format.js";
 import { payloadText } from "./tables.js";
+import { EVICT_ACTION } from "./ui/reducer.js";
 
 /** Where a job's events go: JSON lines, plain text, or the Ink TUI. */
 export interface EventSink {
@@ -64,7 +65,9 @@ export class PlainSink implements EventSink {
         const d = e.data;
         const who = d.node ? `${d.actor} ${d.node}` : d.actor;
         const level = d.level === "warn" ? "warning: " : d.level === "error" ? "error: " : "";
-        this.stderr.write(`[${who}] ${level}${d.human}\n`);
+        // An eviction stopped a loaded model someone may have been counting on: say so plainly.
+        if (d.action === EVICT_ACTION) this.stderr.write(`[${who}] warning: evicted worker ${d.target ?? "?"} (idle, LRU) to make room: ${d.human}\n`);
+        else this.stderr.write(`[${who}] ${level}${d.human}\n`);
         break;
       }
       case "progress": {

@@ -100,7 +100,9 @@ export const STATUS = cmd({
   path: ["status"],
   args: "",
   summary: "Show hives, devices, workers and models.",
-  description: "Runs a status job on the queen and draws every hive with its devices, workers and models.",
+  description:
+    "Runs a status job on the queen and draws every hive with its devices, workers and models. For each worker, IDLE is the " +
+    "time since its last job and KEEP-ALIVE LEFT the time until the hive unloads it (forever for keep_alive -1).",
   flags: [],
 });
 
@@ -132,7 +134,7 @@ export const LOGS = cmd({
   flags: [
     { name: "follow", kind: "boolean", short: "f", help: "Keep printing new lines as they are written." },
     { name: "correlation-id", kind: "string", value: "ID", help: "Only lines of this request." },
-    { name: "job", kind: "string", value: "JOB_ID", help: "Only lines of this job (or of jobs it started)." },
+    { name: "job", kind: "string", value: "JOB_ID", help: "Only lines of this job and of the jobs it started, down to the worker's." },
     { name: "service", kind: "string", value: "NAME", help: "Only queen, hive or worker lines." },
   ],
 });

@@ -1,5 +1,5 @@
 import type { JobSummary } from "../shared/protocol.js";
-import { ago, cell, formatBytes, formatCount, formatMs } from "./format.js";
+import { ago, cell, formatBytes, formatCount, formatMs, formatSeconds } from "./format.js";
 
 /** Results as tables: the same rows feed the plain text output and the Ink components. */
 
@@ -34,20 +34,44 @@ export function deviceTable(devices: unknown): Table {
   };
 }
 
-export function workerTable(workers: unknown): Table {
+export interface WorkerIdle {
+  /** Serving a job now (state busy, or a busy slot). */
+  busy: boolean;
+  /** Seconds since its last job ended; 0 while it serves one; null when unknown (starting, no last_used). */
+  idleS: number | null;
+  /** keep_alive - idle in seconds (never below 0); -1 forever; null when unknown. */
+  leftS: number | null;
+}
+
+/** How long a worker has been idle and how long its keep_alive still keeps it loaded, from `last_used` and `keep_alive`. */
+export function workerIdle(w: Obj, now = Date.now()): WorkerIdle {
+  const keepAlive = num(w["keep_alive"]);
+  const used = typeof w["last_used"] === "string" ? Date.parse(w["last_used"]) : num(w["last_used"]) ?? Number.NaN;
+  const busy = w["state"] === "busy" || (num(w["busy_slots"]) ?? 0) > 0;
+  // The keep_alive timer starts when the worker goes idle, so a busy one has all of it left.
+  const idleS = busy ? 0 : w["state"] === "ready" && Number.isFinite(used) ? Math.max(0, (now - used) / 1000) : null;
+  const leftS = keepAlive === undefined ? null : keepAlive < 0 ? -1 : idleS === null ? null : Math.max(0, keepAlive - idleS);
+  return { busy, idleS, leftS };
+}
+
+export function workerTable(workers: unknown, now = Date.now()): Table {
   return {
-    headers: ["WORKER", "MODEL", "DEVICE", "STATE", "SLOTS", "GPU LAYERS", "URL"],
+    // Lifecycle columns first, so an 80-column terminal still shows them; hardware and URL after.
+    headers: ["WORKER", "MODEL", "STATE", "SLOTS", "IDLE", "KEEP-ALIVE LEFT", "DEVICE", "GPU LAYERS", "URL"],
     rows: objects(workers).map((w) => {
       const busy = num(w["busy_slots"]);
       const parallel = num(w["parallel"]);
       const layers = w["gpu_layers"];
       const total = num(w["total_layers"]);
+      const idle = workerIdle(w, now);
       return [
         cell(w["worker_id"]),
         cell(w["model"]),
-        cell(w["device"]),
         cell(w["state"]),
         parallel === undefined ? "-" : `${busy ?? 0}/${parallel}`,
+        idle.busy ? "busy" : idle.idleS === null ? "-" : formatSeconds(idle.idleS),
+        idle.leftS === null ? "-" : idle.leftS < 0 ? "forever" : formatSeconds(Math.ceil(idle.leftS)),
+        cell(w["device"]),
         layers === undefined ? "-" : total === undefined ? cell(layers) : `${cell(layers)}/${total}`,
         cell(w["url"]),
       ];
@@ -105,7 +129,7 @@ export function hiveView(h: Obj, now = Date.now()): HiveView {
     url: cell(h["url"]),
     lastSeen: h["last_seen"] === undefined ? "-" : ago(h["last_seen"], now),
     devices: deviceTable(h["devices"]),
-    workers: workerTable(h["workers"]),
+    workers: workerTable(h["workers"], now),
     models: modelTable(h["models"]),
   };
 }
@@ -162,7 +186,7 @@ export function payloadText(action: string, payload: unknown, now = Date.now()):
   if (hives) return statusText(hives, now);
   if (isObj(payload)) {
     if (Array.isArray(payload["embeddings"])) return payload["embeddings"].map((v) => JSON.stringify(v)).join("\n");
-    const lists: [string, (v: unknown) => Table][] = [["hives", (v) => hiveTable(v, now)], ["workers", workerTable], ["models", modelTable]];
+    const lists: [string, (v: unknown) => Table][] = [["hives", (v) => hiveTable(v, now)], ["workers", (v) => workerTable(v, now)], ["models", modelTable]];
     for (const [key, table] of lists) {
       if (Array.isArray(payload[key])) return tableText(table(payload[key])) || `No ${key}.`;
     }

@@ -67,6 +67,7 @@ export class Logger {
         human: `Job ${job.id} (${job.operation}) ended ${d.status}${d.error ? `: ${d.error.code} ${d.error.message.replace(/\.$/, "")}` : ""}.`,
         job_id: d.job_id,
         correlation_id: d.correlation_id,
+        parent_job_id: job.parentJobId,
         status: d.status,
       });
     }

@@ -45,10 +45,28 @@ export function parseLine(line: string): LogRecord | undefined {
   }
 }
 
-export const matches = (r: LogRecord, f: LogFilter): boolean =>
-  (f.service === undefined || r.service === f.service) &&
-  (f.correlationId === undefined || r.correlation_id === f.correlationId) &&
-  (f.job === undefined || r.job_id === f.job || r.parent_job_id === f.job);
+/**
+ * A filter over batches of records. `--job` takes the job's whole subtree (queen job -> hive job -> worker
+ * job): every line with a parent_job_id links its job to its parent, remembered across batches (--follow),
+ * and a line belongs when following those links from its job reaches the asked one.
+ */
+export function logFilter(f: LogFilter): (batch: LogRecord[]) => LogRecord[] {
+  const parents = new Map<string, string>();
+  const inTree = (id: string | undefined): boolean => {
+    // Bounded: a corrupt log with a parent cycle must not hang the keeper.
+    for (let j = id, hops = 0; j !== undefined && hops < 64; j = parents.get(j), hops++) if (j === f.job) return true;
+    return false;
+  };
+  return (batch) => {
+    for (const r of batch) if (r.job_id !== undefined && r.parent_job_id !== undefined) parents.set(r.job_id, r.parent_job_id);
+    return batch.filter(
+      (r) =>
+        (f.job === undefined || inTree(r.job_id)) &&
+        (f.service === undefined || r.service === f.service) &&
+        (f.correlationId === undefined || r.correlation_id === f.correlationId),
+    );
+  };
+}
 
 /** Records of several files in time order (stable for equal times). */
 export function merge(records: LogRecord[]): LogRecord[] {
@@ -115,9 +133,10 @@ export async function run(ctx: CommandContext): Promise<number> {
 
   const dir = resolvePaths(ctx.env).stateDir;
   const files = new LogFiles(dir);
+  const keep = logFilter(filter);
   const print = (batch: { raw: string; record: LogRecord }[]) => {
     const byRecord = new Map(batch.map((b) => [b.record, b.raw]));
-    for (const r of merge(batch.map((b) => b.record)).filter((x) => matches(x, filter))) {
+    for (const r of keep(merge(batch.map((b) => b.record)))) {
       ctx.stdout.write(`${ctx.mode === "json" ? byRecord.get(r) : formatRecord(r)}\n`);
     }
   };

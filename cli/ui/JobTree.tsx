@@ -5,7 +5,7 @@ import { StatusIcon } from "./StatusIcon.js";
 
 /** Rows the tree takes on screen (every line is truncated, never wrapped). */
 export function treeHeight(tree: TreeState): number {
-  return flatten(tree).reduce((sum, { node }) => sum + 1 + node.narration.length + node.progress.length + (node.error && node.parentId !== null ? 1 : 0), 0);
+  return flatten(tree).reduce((sum, { node }) => sum + 1 + node.evictions.length + node.narration.length + node.progress.length + (node.error && node.parentId !== null ? 1 : 0), 0);
 }
 
 function NodeView({ node, depth, tree, frame }: { node: JobNode; depth: number; tree: TreeState; frame: number }) {
@@ -16,6 +16,15 @@ function NodeView({ node, depth, tree, frame }: { node: JobNode; depth: number; 
         <StatusIcon status={node.status} frame={frame} /> <Text bold>{nodeLabel(node, tree)}</Text> <Text dimColor>{node.id}</Text>
         {isRoot && tree.cancelling && node.status === "running" ? <Text color="yellow"> cancelling…</Text> : null}
       </Text>
+      {node.evictions.map((e, i) => (
+        <Text key={`evict-${i}`} wrap="truncate-end">
+          {"  "}
+          <Text color="yellow" bold>
+            ⚠ evicted worker {e.workerId} (idle, LRU) to make room
+          </Text>
+          <Text dimColor> {e.human}</Text>
+        </Text>
+      ))}
       {node.narration.map((line, i) => (
         <Text key={i} wrap="truncate-end" color={line.level === "error" ? "red" : line.level === "warn" ? "yellow" : undefined} dimColor={line.level === "info" || line.level === "debug"}>
           {"  "}

@@ -15,6 +15,15 @@ export interface NarrationLine {
   human: string;
 }
 
+/** A worker the hive stopped to make room for this job (narration `worker_evict`); kept for good, unlike narration. */
+export interface EvictionLine {
+  workerId: string;
+  human: string;
+}
+
+/** The narration action a hive tells an eviction with. */
+export const EVICT_ACTION = "worker_evict";
+
 export interface ProgressLine {
   key: string;
   action: string;
@@ -35,6 +44,7 @@ export interface JobNode {
   /** True when the status was inferred (no `end` of its own was seen). */
   inferred: boolean;
   narration: NarrationLine[];
+  evictions: EvictionLine[];
   progress: ProgressLine[];
   error?: { code: string; message: string };
 }
@@ -79,6 +89,7 @@ const newNode = (id: string, parentId: string | null): JobNode => ({
   status: "running",
   inferred: false,
   narration: [],
+  evictions: [],
   progress: [],
 });
 
@@ -158,7 +169,9 @@ export function reduceTree(state: TreeState, action: TreeAction): TreeState {
         n.actor = d.actor;
         n.node = d.node ?? null;
       }
-      n.narration = [...n.narration, { level: d.level, action: d.action, human: d.human }].slice(-NARRATION_KEEP);
+      // An eviction stopped someone's loaded model: it stays on screen instead of scrolling by with the narration.
+      if (d.action === EVICT_ACTION) n.evictions = [...n.evictions, { workerId: d.target ?? "?", human: d.human }];
+      else n.narration = [...n.narration, { level: d.level, action: d.action, human: d.human }].slice(-NARRATION_KEEP);
       break;
     }
     case "progress": {

@@ -74,7 +74,7 @@ test("StatusTable: hives with devices, workers and models", (t) => {
   t.regex(frame, /hive localhost online http:\/\/127\.0\.0\.1:9000/);
   t.regex(frame, /DEVICE\s+KIND\s+NAME\s+MEMORY FREE \/ TOTAL/);
   t.regex(frame, /cpu\s+cpu\s+Fake CPU\s+8\.00 GiB \/ 16\.0 GiB/);
-  t.regex(frame, /w-test-1\s+rbee-tiny\s+cpu\s+ready\s+1\/2\s+0\/4/);
+  t.regex(frame, /w-test-1\s+rbee-tiny\s+ready\s+1\/2\s+busy\s+5 min 0 s\s+cpu\s+0\/4/);
   t.regex(frame, /rbee-tiny\s+3\.00 MiB\s+llama\s+F32\s+1\.20M\s+512\s+4/);
   t.is(render(<StatusTable hives={[]} />).lastFrame(), "No hives.");
 });

@@ -159,7 +159,7 @@ test("results print readably: status tables, lists, vectors, download progress",
   const status = await runKeeper(["status"], { env });
   t.is(status.code, 0, status.stderr);
   t.regex(status.stdout, /^hive localhost {2}online {2}http:\/\/127\.0\.0\.1:9000/m);
-  t.regex(status.stdout, /^ {2}w-test-1 +rbee-tiny +cpu +ready +1\/2 +0\/4/m);
+  t.regex(status.stdout, /^ {2}w-test-1 +rbee-tiny +ready +1\/2 +busy +5 min 0 s +cpu +0\/4/m);
   t.regex(status.stdout, /^ {2}rbee-tiny +3\.00 MiB +llama/m);
   const embed = await runKeeper(["embed", "a", "b"], { env });
   t.is(embed.stdout, "[0,0.5,-0.25]\n[1,0.5,-0.25]\n");
