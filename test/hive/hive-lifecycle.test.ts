@@ -98,9 +98,8 @@ test("SIGTERM stops every worker: no orphan processes; POST /v1/shutdown does th
   t.deepEqual(await pidsMentioning(home), []);
 });
 
-// Needs llm-worker-rbee to exit when its standard input closes (the hive keeps it as a pipe); the worker
-// does not do that yet, so this is marked failing: when it starts passing, drop `.failing`.
-test.failing("a hive killed with SIGKILL leaves no worker behind (the worker sees its stdin close)", async (t) => {
+// llm-worker-rbee exits when its standard input (a pipe the hive holds) closes.
+test("a hive killed with SIGKILL leaves no worker behind (the worker sees its stdin close)", async (t) => {
   const home = await tempHome(t);
   const hive = await startHive(t, [], {}, home);
   const spawn = await runJob(hive.client, { operation: "worker_spawn", model: "rbee-tiny" });
