@@ -40,6 +40,14 @@ const errorMessage = (err: unknown): string => {
   return e.cause?.code ?? e.code ?? e.cause?.message ?? e.message ?? String(err);
 };
 
+/** A connection refused somewhere in the error's causes: no process listens on that port. */
+export function isConnectionRefused(err: unknown): boolean {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if (e.code === "ECONNREFUSED") return true;
+  }
+  return false;
+}
+
 /** A client for one daemon's job API, on undici. */
 export class JobClient {
   readonly baseUrl: string;
@@ -142,6 +150,8 @@ export class JobClient {
         res = await this.send("GET", path, { headers, signal: opts.signal });
       } catch (err) {
         if (opts.signal?.aborted || !(err instanceof RbeeError) || err.code !== this.unreachable || ++failures > maxReconnects) throw err;
+        // Nothing listens there any more: the daemon is gone and its jobs with it (a restarted one would not know them).
+        if (isConnectionRefused(err)) throw new RbeeError(this.unreachable, `Lost the event stream of ${jobId}: ${err.message.replace(/\.$/, "")} (the daemon is gone).`, { cause: err });
         await sleep(100 * 2 ** failures, opts.signal);
         continue;
       }

@@ -17,7 +17,8 @@ export type ObjectOut<F extends Fields> = Simplify<
 >;
 
 const describe = (v: unknown): string =>
-  v === null ? "null" : Array.isArray(v) ? "a list" : typeof v === "object" ? "an object" : `a ${typeof v}`;
+  // "got a undefined" would be how a missing field reads otherwise.
+  v === undefined ? "nothing (the field is missing)" : v === null ? "null" : Array.isArray(v) ? "a list" : typeof v === "object" ? "an object" : `a ${typeof v}`;
 
 export const optional = <T>(spec: Spec<T>): OptionalSpec<T> =>
   Object.assign((v: unknown, field: string) => (v === undefined ? undefined : spec(v, field)), {

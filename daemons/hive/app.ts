@@ -5,6 +5,7 @@
 import { RbeeError, invalid } from "../../shared/errors.js";
 import { JobServer, type OperationHandlers } from "../../shared/job-server.js";
 import { Logger } from "../../shared/log.js";
+import { checkDownloadSource } from "../../shared/model-source.js";
 import type { RbeePaths } from "../../shared/paths.js";
 import type { HIVE_OPERATIONS } from "../../shared/protocol.js";
 import { VERSION } from "../../shared/version.js";
@@ -14,6 +15,7 @@ import { downloadModel } from "./download.js";
 import { Heartbeat } from "./heartbeat.js";
 import { HiveMetrics } from "./hive-metrics.js";
 import { IdleReaper } from "./idle.js";
+import { reapOrphanWorkers } from "./orphans.js";
 import { serveOnWorker } from "./serve.js";
 import { Spawner } from "./spawn.js";
 import { Supervisor } from "./supervisor.js";
@@ -133,6 +135,7 @@ export function createHive(o: HiveOptions): Hive {
     version: VERSION,
     node: o.hiveId,
     operations,
+    validate: checkDownloadSource,
     info,
     token: o.token,
     logger,
@@ -171,6 +174,8 @@ export function createHive(o: HiveOptions): Hive {
       url = listenUrl;
       // Probe the GPUs now, so the first spawn and the first heartbeat do not wait for it.
       void devices.detect().catch(() => undefined);
+      // Workers of an earlier process of this hive that died without stopping them hold memory for nobody.
+      void reapOrphanWorkers(o.hiveId, o.paths.stateDir, logger).catch(() => undefined);
       if (o.queenUrl) {
         heartbeat = new Heartbeat({ queenUrl: o.queenUrl, intervalMs: o.heartbeatIntervalMs, token: o.token, body: info, logger });
         heartbeat.start();

@@ -111,7 +111,7 @@ export class Catalog {
   /** The absolute path of a model's file (rbee-tiny is made on first use); MODEL_NOT_FOUND when absent. */
   async resolve(id: string): Promise<string> {
     const file = this.pathFor(id);
-    if (id === RBEE_TINY_ID) return ensureRbeeTiny(this.modelsDir);
+    if (id === RBEE_TINY_ID) return this.makeTiny();
     try {
       const s = await stat(file);
       if (!s.isFile()) throw this.notFound(id);
@@ -121,6 +121,18 @@ export class Catalog {
       throw err;
     }
     return file;
+  }
+
+  /** rbee-tiny, written on first use; a models folder it cannot be written to is said plainly, not as a bare errno. */
+  private async makeTiny(): Promise<string> {
+    try {
+      return await ensureRbeeTiny(this.modelsDir);
+    } catch (err) {
+      const code = errno(err);
+      if (code === undefined) throw err;
+      const why = code === "EEXIST" || code === "ENOTDIR" ? "it is a file, not a folder" : (err as Error).message;
+      throw new RbeeError("INTERNAL", `Cannot write ${RBEE_TINY_ID} into the models folder ${this.modelsDir}: ${why}.`, { cause: err });
+    }
   }
 
   /** Whether the id names a model here; rbee-tiny always does (it is made on demand). */

@@ -76,6 +76,8 @@ class Download {
   async run(): Promise<ModelInfo> {
     const started = performance.now();
     await mkdir(this.catalog.modelsDir, { recursive: true }).catch((err: unknown) => {
+      // mkdir's own words for this ("file already exists") send people looking for the wrong file.
+      if (errno(err) === "EEXIST") throw this.failure(`the models folder ${this.catalog.modelsDir} is a file, not a folder; move that file away`, err);
       throw this.diskFailure(err);
     });
     let offset = await sizeOf(this.part);

@@ -94,7 +94,7 @@ export class Spawner {
       const w = this.ctx.supervisor.get(id);
       if (!w) continue;
       const ago = Math.round((Date.now() - w.lastUsed) / 1000);
-      job.narrate("worker_evict", `Stopping idle worker ${id} (${w.model}, last used ${ago} s ago) to free about ${mib(w.spec.estimate)} for ${model}.`, { target: id });
+      job.narrate("worker_evict", `Stopping idle worker ${id} (${w.model}, last used ${ago} s ago) to free about ${mib(w.spec.estimate)} for ${model}.`, { target: id, level: "warn" });
       this.ctx.onEvict?.();
       await this.ctx.supervisor.stop(id, `evicted to make room for ${model}`);
     }

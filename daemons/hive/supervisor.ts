@@ -12,6 +12,7 @@ import type { Job } from "../../shared/job.js";
 import type { Logger } from "../../shared/log.js";
 import { ensureDir } from "../../shared/paths.js";
 import { HiveWorker, type WorkerInfo, type WorkerSpec } from "./hive-worker.js";
+import { CpuWatch } from "./cpu-watch.js";
 import { findFreePort } from "./ports.js";
 import { PortInUseError, WorkerProcess, describeExit } from "./worker-process.js";
 
@@ -24,6 +25,9 @@ const UNRESPONSIVE_MS = 1250;
 const UNRESPONSIVE_LOADING_MS = 10_000;
 /** After a loading worker exits, its load job's own `end` (INSUFFICIENT_MEMORY, ...) gets this long to arrive first. */
 const LOAD_EXIT_GRACE_MS = 500;
+/** A silent worker that still uses CPU time gets this long before it counts as hung; CPU use counts within the window. */
+const BUSY_SILENT_MS = 10_000;
+const CPU_WINDOW_MS = 1000;
 const START_TIMEOUT_MS = 30_000;
 const PORT_TRIES = 20;
 
@@ -155,13 +159,24 @@ export class Supervisor {
     let polls = 0;
     let failed = 0;
     let busy = false;
+    let told = false;
+    const cpu = new CpuWatch(w.pid);
     w.poller = setInterval(() => {
       if (w.phase === "stopping") return;
-      const silent = this.now() - w.lastAnswer;
+      const now = this.now();
+      cpu.sample(now);
+      const silent = now - w.lastAnswer;
+      const seconds = Math.round(silent / 100) / 10;
       // A poll must have failed too: a hive whose own event loop stalled has not heard, but nobody was silent.
       if (failed > 0 && silent > (w.phase === "running" ? UNRESPONSIVE_MS : UNRESPONSIVE_LOADING_MS)) {
-        this.lost(w, `stopped answering for ${Math.round(silent / 100) / 10} s`);
-        return;
+        // Still using CPU time: slow on a loaded machine, not hung (stopped or deadlocked); given up on only much later.
+        if (silent < BUSY_SILENT_MS && cpu.busy(now, CPU_WINDOW_MS)) {
+          if (!told) this.options.logger.warn("worker_slow", `Worker ${w.id} has not answered for ${seconds} s but is computing; waiting for it.`, { target: w.id, pid: w.pid });
+          told = true;
+        } else {
+          this.lost(w, `stopped answering for ${seconds} s`);
+          return;
+        }
       }
       if (busy) return;
       busy = true;
@@ -172,6 +187,7 @@ export class Supervisor {
         () => {
           w.lastAnswer = this.now();
           failed = 0;
+          told = false;
         },
         () => void failed++,
       ).finally(() => (busy = false));

@@ -5,6 +5,7 @@ import { isLoopback } from "../../shared/daemon.js";
 import { RBEE_TINY_ID } from "../../shared/rbee-tiny.js";
 import { JobServer, readJson } from "../../shared/job-server.js";
 import { Logger } from "../../shared/log.js";
+import { checkDownloadSource } from "../../shared/model-source.js";
 import { ensureDir, resolvePaths, type RbeePaths } from "../../shared/paths.js";
 import type { OperationName } from "../../shared/protocol.js";
 import { VERSION } from "../../shared/version.js";
@@ -117,6 +118,7 @@ export async function createQueen(o: QueenOptions): Promise<Queen> {
     token: o.token,
     logger,
     registry: { jobTtlSeconds: o.jobTtlSeconds, maxFinishedJobs: o.maxFinishedJobs },
+    validate: checkDownloadSource,
     info: () => ({
       service: "queen-rbee",
       version: VERSION,

@@ -258,9 +258,37 @@ export class HiveLauncher {
     if (text.trim() === String(pid)) await unlink(file).catch(() => {});
   }
 
-  /** Queen shutdown: stops the localhost hive this queen started (and so its workers). */
+  /**
+   * The localhost hive an earlier queen of this install started (its pid file) that now reports to
+   * this queen, as after a queen crash and restart: this queen owns it, so stopping it stops that hive.
+   */
+  private async adopted(): Promise<number | undefined> {
+    const pid = Number((await readFile(this.o.paths.pidFile(`${HIVE}-${LOCALHOST_HIVE_ID}`), "utf8").catch(() => "")).trim());
+    if (!(pid > 0) || pid === this.local?.process.pid) return undefined;
+    const args = (await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).split("\0");
+    const flag = (name: string): string | undefined => args[args.indexOf(name) + 1];
+    if (!args.includes("--hive-id") || flag("--hive-id") !== LOCALHOST_HIVE_ID) return undefined;
+    return flag("--queen-url") === this.o.localQueenUrl() ? pid : undefined;
+  }
+
+  /** Queen shutdown: stops the localhost hive this queen started or took over (and so its workers). */
   async dispose(): Promise<void> {
     // runDaemon exits by force after 10 s: 4 s for a clean stop, then SIGTERM.
-    if (this.local) await this.stop(LOCALHOST_HIVE_ID, undefined, 4000).catch(() => {});
+    if (this.local) {
+      await this.stop(LOCALHOST_HIVE_ID, undefined, 4000).catch(() => {});
+      return;
+    }
+    const pid = await this.adopted().catch(() => undefined);
+    if (pid === undefined) return;
+    await this.stop(LOCALHOST_HIVE_ID, undefined, 4000).catch(() => {});
+    const until = Date.now() + 3000;
+    while (Date.now() < until && (await this.adopted()) === pid) await pause(100);
+    // Still the same hive (checked again, so a reused pid is never hit): SIGTERM stops it and its workers.
+    if ((await this.adopted()) !== pid) return;
+    try {
+      process.kill(pid, "SIGTERM");
+    } catch {
+      // it exited meanwhile
+    }
   }
 }

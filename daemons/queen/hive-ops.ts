@@ -1,7 +1,7 @@
 import { RbeeError } from "../../shared/errors.js";
 import { LOCALHOST_HIVE_ID } from "../../shared/hives-conf.js";
 import type { EndExtras, Job } from "../../shared/job.js";
-import { forward, type ForwardOptions } from "../../shared/job-client.js";
+import { forward, isConnectionRefused, type ForwardOptions } from "../../shared/job-client.js";
 import type { OperationOf } from "../../shared/protocol.js";
 import type { HiveLauncher } from "./hive-launcher.js";
 import type { HiveLinks } from "./hive-link.js";
@@ -53,7 +53,7 @@ export class HiveOps {
     return this.send(op.hive_id, job, op);
   }
 
-  /** forward() to a hive; a hive that cannot be reached is marked offline so the next job fails at once. */
+  /** forward() to a hive; a hive that cannot be reached (or is gone mid-job) is marked offline so the next job fails at once. */
   async send(hiveId: string, job: Job, op: object, opts: ForwardOptions = {}): Promise<EndExtras> {
     let created = false;
     const onCreated = (id: string): void => {
@@ -63,7 +63,9 @@ export class HiveOps {
     try {
       return await forward(job, this.d.links.client(hiveId), op, { ...opts, onCreated });
     } catch (err) {
-      if (!created && err instanceof RbeeError && err.code === "HIVE_UNREACHABLE") this.d.registry.markDown(hiveId, "a request to it failed");
+      if (err instanceof RbeeError && err.code === "HIVE_UNREACHABLE" && (!created || isConnectionRefused(err))) {
+        this.d.registry.markDown(hiveId, created ? "it stopped listening while running a job" : "a request to it failed");
+      }
       throw err;
     }
   }

@@ -1,3 +1,4 @@
+import { statSync } from "node:fs";
 import { RbeeError } from "../../shared/errors.js";
 import { type HiveConfig, HivesConfError, LOCALHOST_HIVE_ID, hiveEntries, loadHivesConf } from "../../shared/hives-conf.js";
 import type { Heartbeat, ModelInfo, WorkerInfo, DeviceInfo } from "./heartbeat.js";
@@ -62,6 +63,16 @@ const GAPS_KEPT = 4;
 const MAX_LEARNED_GAP_MS = 30_000;
 const UNSPECIFIED_HOSTS = new Set(["0.0.0.0", "[::]", "::"]);
 
+/** A file's identity and version, read on the spot (a stat is cheaper than a read and a parse); "none" when absent. */
+function fileSignature(file: string): string | undefined {
+  try {
+    const s = statSync(file, { throwIfNoEntry: false });
+    return s ? `${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}` : "none";
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Every hive the queen knows: localhost, the hives.conf entries, and any hive that sent a
  * heartbeat. State comes from heartbeats: `online` while beats arrive, `offline` once
@@ -70,6 +81,7 @@ const UNSPECIFIED_HOSTS = new Set(["0.0.0.0", "[::]", "::"]);
 export class HiveRegistry {
   private configs: HiveConfig[] = [];
   private loadedAt = 0;
+  private loadedSig: string | undefined;
   private readonly records = new Map<string, HiveRecord>();
   private readonly inflight = new Inflight();
   private readonly waiters = new Set<(hiveId: string) => void>();
@@ -90,9 +102,16 @@ export class HiveRegistry {
   async reload(maxAgeMs = 0): Promise<void> {
     const now = Date.now();
     if (maxAgeMs > 0 && now - this.loadedAt < maxAgeMs) return;
+    // Unchanged since the last good read (same inode, size and times): every status job need not read and parse it.
+    const sig = fileSignature(this.options.hivesConf);
+    if (sig !== undefined && sig === this.loadedSig) {
+      this.loadedAt = now;
+      return;
+    }
     try {
       this.configs = await loadHivesConf(this.options.hivesConf);
       this.loadedAt = now;
+      this.loadedSig = sig;
     } catch (err) {
       if (err instanceof HivesConfError) throw new RbeeError("INVALID_REQUEST", err.message);
       throw err;
