@@ -3,6 +3,7 @@
  * then a warm `rbee infer` (plain output, 8 tokens) against an in-process stub queen (the keeper's own
  * cost) and against the real queen -> hive -> worker when they are built (started under a temp RBEE_HOME).
  * Medians of --runs runs (default 15). Run after `npm run build`: node --import=tsx bench/keeper.ts [--runs N]
+ * The helpers (timeOnce, measure, stubQueen, freePort, cleanEnv) are exported for bench/run.ts.
  */
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -10,21 +11,22 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { JobServer, type OperationHandlers } from "../shared/job-server.js";
 import { Logger } from "../shared/log.js";
 import { OPERATION_NAMES, type OperationName } from "../shared/protocol.js";
 
-const { values } = parseArgs({ options: { runs: { type: "string" } } });
+const isMain = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
+const { values } = isMain ? parseArgs({ options: { runs: { type: "string" } } }) : { values: {} as { runs?: string } };
 const RUNS = Number(values.runs ?? 15);
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
-const KEEPER = path.join(ROOT, "dist/cli/rbee.js");
+export const KEEPER = path.join(ROOT, "dist/cli/rbee.js");
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
 
 /** Wall time of one process from spawn to exit, in ms; throws on a non-zero exit. */
-function timeOnce(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+export function timeOnce(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   return new Promise((resolve, reject) => {
     const began = performance.now();
     const child = spawn(process.execPath, args, { env, stdio: ["ignore", "ignore", "pipe"] });
@@ -34,14 +36,14 @@ function timeOnce(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   });
 }
 
-interface Case {
+export interface Case {
   name: string;
   args: string[];
   env: NodeJS.ProcessEnv;
 }
 
 /** Runs the cases round-robin (so a busy machine slows them all alike) and returns each one's median. */
-async function measure(cases: Case[], runs = RUNS): Promise<[string, number][]> {
+export async function measure(cases: Case[], runs = RUNS): Promise<[string, number][]> {
   const samples = cases.map(() => [] as number[]);
   for (const c of cases) await timeOnce(c.args, c.env); // warm the file cache
   for (let i = 0; i < runs; i++) {
@@ -51,7 +53,7 @@ async function measure(cases: Case[], runs = RUNS): Promise<[string, number][]> 
 }
 
 /** A queen stub that answers infer with 8 tokens at once: what is left is the keeper's own cost. */
-async function stubQueen(): Promise<JobServer> {
+export async function stubQueen(): Promise<JobServer> {
   const infer = async (_op: unknown, job: { markRunning(): void; token(t: string): void }) => {
     job.markRunning();
     for (let i = 0; i < 8; i++) job.token(`w${i} `);
@@ -63,7 +65,7 @@ async function stubQueen(): Promise<JobServer> {
   return server;
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once("error", reject);
@@ -74,7 +76,7 @@ function freePort(): Promise<number> {
   });
 }
 
-function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+export function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("RBEE_") && k !== "NODE_OPTIONS") env[k] = v;
   return { ...env, ...extra };
@@ -125,4 +127,4 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+if (isMain) await main();

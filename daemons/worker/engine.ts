@@ -225,6 +225,8 @@ export class Engine {
     }
     if (signal.aborted) throw signal.reason;
     const matcher = new StopMatcher([...s.stop, ...prompt.stops]);
+    // without stop strings every generated token is one `token` event, even one that adds no text
+    const eventPerToken = s.stop.length + prompt.stops.length === 0;
     const recent = tokens.slice(-8);
     let pending: Token[] = [];
     let generated = 0;
@@ -264,7 +266,7 @@ export class Engine {
           recent.splice(0, Math.max(0, recent.length - 8));
           pending = [];
           const { emit, stopped } = matcher.push(text);
-          if (emit !== "") hooks.onText(emit);
+          if (emit !== "" || eventPerToken) hooks.onText(emit);
           if (stopped) {
             finishReason = "stop";
             break;
