@@ -113,6 +113,8 @@ export class JobServer<N extends OperationName = OperationName> {
   readonly accepted: N[];
   server: Server | undefined;
   url = "";
+  /** Told whenever a job of this daemon ends (after its `end` event). */
+  readonly jobEndListeners = new Set<(job: Job) => void>();
   /** Set by runDaemon: stops the whole daemon (POST /v1/shutdown, fatal errors). */
   requestStop: (why: string) => void = () => {};
   private readonly pingMs: number;
@@ -129,7 +131,10 @@ export class JobServer<N extends OperationName = OperationName> {
       actor: options.service,
       node: options.node ?? null,
       onEvent: this.logger.onJobEvent,
-      onEnd: this.metrics.onJobEnd,
+      onEnd: (job) => {
+        this.metrics.onJobEnd(job);
+        for (const listener of this.jobEndListeners) listener(job);
+      },
     });
     // Well inside the contract's "at least every 15 s", so jitter never makes a client wait longer.
     this.pingMs = options.pingIntervalMs ?? 10_000;

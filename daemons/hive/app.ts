@@ -60,6 +60,7 @@ export function createHive(o: HiveOptions): Hive {
   const catalog = new Catalog(o.paths.modelsDir);
   const devices = o.devices ?? new Devices();
   let metrics: HiveMetrics | undefined;
+  let heartbeat: Heartbeat | undefined;
   const supervisor = new Supervisor({
     hiveId: o.hiveId,
     stateDir: o.paths.stateDir,
@@ -67,8 +68,14 @@ export function createHive(o: HiveOptions): Hive {
     workerPortStart: o.workerPortStart,
     maxQueue: o.maxQueue,
     logger,
-    onCrash: () => metrics?.crashes.inc(),
-    onSpawn: (ok) => metrics?.spawns.inc({ status: ok ? "ok" : "failed" }),
+    onCrash: () => {
+      metrics?.crashes.inc();
+      heartbeat?.nudge();
+    },
+    onSpawn: (ok) => {
+      metrics?.spawns.inc({ status: ok ? "ok" : "failed" });
+      heartbeat?.nudge();
+    },
   });
   const spawner = new Spawner({
     catalog,
@@ -162,7 +169,8 @@ export function createHive(o: HiveOptions): Hive {
       void supervisor.stop(id, "idle past its keep_alive");
     },
   );
-  let heartbeat: Heartbeat | undefined;
+  // A job's end changes worker state (busy slots, a stopped worker): tell the queen now, not at the next beat.
+  server.jobEndListeners.add(() => heartbeat?.nudge());
 
   return {
     server,

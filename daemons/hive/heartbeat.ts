@@ -18,6 +18,8 @@ export interface HeartbeatOptions {
 export class Heartbeat {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private inFlight = false;
+  private again = false;
   private away = false;
   private readonly url: string;
   beats = 0;
@@ -30,8 +32,21 @@ export class Heartbeat {
     void this.beat();
   }
 
+  /** Beats soon, off schedule: the worker set changed, so the queen's view should not wait a whole interval. */
+  nudge(): void {
+    if (this.stopped) return;
+    if (this.inFlight) {
+      this.again = true;
+      return;
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.beat(), 20);
+  }
+
   private async beat(): Promise<void> {
     if (this.stopped) return;
+    this.inFlight = true;
+    this.again = false;
     try {
       await this.send();
       this.beats++;
@@ -41,13 +56,15 @@ export class Heartbeat {
       if (!this.away) this.options.logger.warn("queen_away", `Heartbeat to the queen at ${this.options.queenUrl} failed (${(err as Error).message}); retrying quietly.`);
       this.away = true;
     }
+    this.inFlight = false;
     // Scheduled after the beat ends, so a slow queen never piles beats up.
-    if (!this.stopped) this.timer = setTimeout(() => void this.beat(), this.options.intervalMs);
+    if (!this.stopped) this.timer = setTimeout(() => void this.beat(), this.again ? 20 : this.options.intervalMs);
   }
 
   private async send(): Promise<void> {
     const body = JSON.stringify(await this.options.body());
-    const headers: Record<string, string> = { "content-type": "application/json" };
+    // The interval rides in a header, keeping the body the contract's: extra beats on changes never shorten it at the queen.
+    const headers: Record<string, string> = { "content-type": "application/json", "x-rbee-heartbeat-interval-ms": String(this.options.intervalMs) };
     if (this.options.token) headers["authorization"] = `Bearer ${this.options.token}`;
     const res = await request(this.url, {
       method: "POST",

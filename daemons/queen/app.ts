@@ -148,7 +148,7 @@ export async function createQueen(o: QueenOptions): Promise<Queen> {
     },
     routes: (router, self) => {
       router.post("/v1/hives/heartbeat", async (ctx) => {
-        registry.heartbeat(parseHeartbeat(await readJson(ctx)), ctx.req.socket.remoteAddress);
+        registry.heartbeat(parseHeartbeat(await readJson(ctx), ctx.get("x-rbee-heartbeat-interval-ms")), ctx.req.socket.remoteAddress);
         ctx.body = { status: "ok" };
       });
       mountOpenAi(router, { server: self, models });

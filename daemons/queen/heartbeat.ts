@@ -39,6 +39,8 @@ export interface Heartbeat {
   devices: DeviceInfo[];
   workers: WorkerInfo[];
   models: ModelInfo[];
+  /** The hive's --heartbeat-interval, from its X-Rbee-Heartbeat-Interval-Ms header: extra beats on changes never shorten it. */
+  interval_ms?: number;
 }
 
 const bytes = number({ min: 0 });
@@ -83,7 +85,10 @@ const heartbeatSpec = object({
 });
 
 /** Validates a heartbeat body; throws INVALID_REQUEST naming the first bad field. */
-export function parseHeartbeat(body: unknown): Heartbeat {
+export function parseHeartbeat(body: unknown, intervalHeader?: string): Heartbeat {
   if (!isPlainObject(body)) throw invalid("body", "must be a JSON object (a hive heartbeat).");
-  return heartbeatSpec(body, "body");
+  const beat: Heartbeat = heartbeatSpec(body, "body");
+  const interval = Number(intervalHeader);
+  if (intervalHeader && Number.isFinite(interval) && interval >= 10 && interval <= 3_600_000) beat.interval_ms = interval;
+  return beat;
 }

@@ -50,7 +50,15 @@ export class HiveOps {
     await this.known(op.hive_id);
     await this.ensureOnline(op.hive_id, job);
     job.narrate("forward", `Sending ${op.operation} to hive ${op.hive_id}.`, { target: op.hive_id, level: "debug" });
-    return this.send(op.hive_id, job, op);
+    const extras = await this.send(op.hive_id, job, op);
+    if (op.operation === "worker_spawn" || op.operation === "worker_stop") await this.freshView(op.hive_id, job);
+    return extras;
+  }
+
+  /** Waits (briefly) for the hive's next beat, which it sends at once after a worker change, so a job pinned next sees it. */
+  private async freshView(hiveId: string, job: Job): Promise<void> {
+    const signal = AbortSignal.any([job.signal, AbortSignal.timeout(3000)]);
+    await this.d.registry.waitForBeat(hiveId, Date.now(), signal).catch(() => undefined);
   }
 
   /** forward() to a hive; a hive that cannot be reached (or is gone mid-job) is marked offline so the next job fails at once. */

@@ -36,6 +36,8 @@ interface HiveRecord {
   version?: string;
   lastSeen?: number;
   gaps: number[];
+  /** the interval the hive says it beats at; learned from gaps when it does not say */
+  declaredMs?: number;
   devices: DeviceInfo[];
   workers: WorkerInfo[];
   models: ModelInfo[];
@@ -143,6 +145,7 @@ export class HiveRegistry {
     }
     rec.lastSeen = now;
     rec.down = false;
+    if (beat.interval_ms !== undefined) rec.declaredMs = beat.interval_ms;
     rec.url = this.reachableUrl(beat, remote);
     rec.version = beat.version;
     rec.devices = beat.devices;
@@ -169,7 +172,9 @@ export class HiveRegistry {
 
   /** The hive's beat interval: the longest of its last few gaps (extra beats only shorten gaps). */
   intervalMs(hiveId: string): number {
-    const gaps = this.records.get(hiveId)?.gaps ?? [];
+    const rec = this.records.get(hiveId);
+    if (rec?.declaredMs !== undefined) return rec.declaredMs;
+    const gaps = rec?.gaps ?? [];
     return gaps.length > 0 ? Math.max(...gaps) : DEFAULT_BEAT_MS;
   }
 
