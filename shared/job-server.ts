@@ -14,6 +14,8 @@ import { parseOperation, type OperationName, type OperationOf } from "./protocol
 import { PING_FRAME } from "./sse.js";
 
 export const MAX_BODY_BYTES = 1024 * 1024;
+/** How long a stream may hold frames to send several in one write. */
+const COALESCE_MS = 3;
 const CORRELATION_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export type OperationHandlers<N extends OperationName> = {
@@ -259,10 +261,25 @@ export class JobServer<N extends OperationName = OperationName> {
     const write = (text: string): void => {
       if (open && !out.writableEnded && !out.destroyed) out.write(text);
     };
+    // Frames arriving within COALESCE_MS of the last write go out together: at hundreds of tokens a
+    // second that is one write (and one read at the next hop) for several tokens; a lone event goes at once.
+    let pending = "";
+    let timer: NodeJS.Timeout | undefined;
+    let lastFlush = -Infinity;
+    let sawToken = false;
+    const flush = (): void => {
+      timer = undefined;
+      if (pending === "") return;
+      write(pending);
+      pending = "";
+      lastFlush = performance.now();
+    };
     const ping = setInterval(() => write(PING_FRAME), this.pingMs);
     // Idempotent: called on `end`, on client abort (Koa's pipeline destroys `out`) and on server close.
     const close = (): void => {
       if (!open) return;
+      if (timer) clearTimeout(timer);
+      flush();
       open = false;
       clearInterval(ping);
       unsubscribe();
@@ -277,8 +294,18 @@ export class JobServer<N extends OperationName = OperationName> {
     });
     write(PING_FRAME);
     unsubscribe = job.subscribe(afterId, (stored) => {
-      write(stored.frame);
-      if (stored.event.event === "end") close();
+      pending += stored.frame;
+      if (stored.event.event === "end") return close();
+      // The first token is never held: time to first token is what people feel.
+      if (stored.event.event === "token" && !sawToken) {
+        sawToken = true;
+        if (timer) clearTimeout(timer);
+        return flush();
+      }
+      if (timer) return;
+      const wait = lastFlush + COALESCE_MS - performance.now();
+      if (wait <= 0) flush();
+      else timer = setTimeout(flush, wait);
     });
     // A finished job has replayed all it will ever send (none at all when resuming after its `end`): close now.
     if (job.finished) close();
