@@ -15,6 +15,9 @@ import { parseArgs } from "node:util";
 import { request } from "undici";
 import { JobClient } from "../shared/job-client.js";
 import type { EndData } from "../shared/protocol.js";
+import { binaryCommand } from "../shared/binaries.js";
+
+const QUEEN = binaryCommand("queen-rbee");
 
 export interface LoadOptions {
   /** `status` jobs in the throughput run (default 1000) */
@@ -79,7 +82,7 @@ async function startQueen(): Promise<Queen> {
   await writeFile(path.join(home, "config", "hives.conf"), "Host localhost\n  HivePort 0\n");
   const env: NodeJS.ProcessEnv = { ...process.env, RBEE_HOME: home };
   delete env["RBEE_TOKEN"];
-  const child = spawn(process.execPath, [path.join(ROOT, "dist/daemons/queen/main.js"), "--port", "0", "--log-file", path.join(home, "state", "queen-rbee.log")], { env, stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(QUEEN.command, [...QUEEN.args, "--port", "0", "--log-file", path.join(home, "state", "queen-rbee.log")], { env, stdio: ["ignore", "pipe", "inherit"] });
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
   const url = await new Promise<string>((resolve, reject) => {
     let out = "";

@@ -10,6 +10,9 @@ import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { JobClient } from "../shared/job-client.js";
+import { binaryCommand } from "../shared/binaries.js";
+
+const QUEEN = binaryCommand("queen-rbee");
 
 const { values } = parseArgs({ options: { rounds: { type: "string" }, tokens: { type: "string" }, model: { type: "string" }, seconds: { type: "string" } } });
 const ROUNDS = Number(values.rounds ?? 8);
@@ -49,7 +52,7 @@ async function inferOnce(client: JobClient, op: object): Promise<Sample> {
 }
 
 async function startQueen(home: string): Promise<{ url: string; stop: () => Promise<void> }> {
-  const child = spawn(process.execPath, [path.join(ROOT, "dist/daemons/queen/main.js"), "--port", "0", "--log-file", path.join(home, "queen.log")], {
+  const child = spawn(QUEEN.command, [...QUEEN.args, "--port", "0", "--log-file", path.join(home, "queen.log")], {
     env: { ...process.env, RBEE_HOME: home, RBEE_TOKEN: "" },
     stdio: ["ignore", "pipe", "inherit"],
   });

@@ -10,6 +10,7 @@ import type { EndData, JobEvent } from "../../shared/protocol.js";
 import { ROOT } from "./machine.js";
 import { descendants, spawnTracked, stopPid, trackDir, trackPid, untrackDir, waitForLine } from "./proc.js";
 import { sleep } from "./stats.js";
+import { binaryCommand } from "../../shared/binaries.js";
 
 export interface JobResult {
   end: EndData;
@@ -67,7 +68,7 @@ export async function startCluster(opts: { nodeArgs?: string[]; env?: NodeJS.Pro
   await writeFile(path.join(home, "config", "hives.conf"), "Host localhost\n  HivePort 0\n");
   const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env, RBEE_HOME: home };
   delete env["RBEE_TOKEN"];
-  const child = spawnTracked(process.execPath, [...(opts.nodeArgs ?? []), path.join(ROOT, "dist/daemons/queen/main.js"), "--port", "0", "--log-file", path.join(home, "state", "queen-rbee.log")], {
+  const child = spawnTracked(process.execPath, [...(opts.nodeArgs ?? []), ...binaryCommand("queen-rbee").args, "--port", "0", "--log-file", path.join(home, "state", "queen-rbee.log")], {
     env,
     stdio: ["ignore", "pipe", "inherit"],
   });
