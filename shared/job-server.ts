@@ -94,6 +94,19 @@ export async function readJson(ctx: Koa.Context): Promise<unknown> {
   }
 }
 
+/** Starts a `text/event-stream` response and returns the stream its frames are written to (Koa pipes it). */
+export function openEventStream(ctx: Koa.Context): PassThrough {
+  const out = new PassThrough();
+  ctx.req.socket.setNoDelay(true);
+  ctx.status = 200;
+  // Exactly the SSE media type (UTF-8 is implied by the format); Koa keeps a type set before the body.
+  ctx.set("Content-Type", "text/event-stream");
+  ctx.set("Cache-Control", "no-cache, no-transform");
+  ctx.set("X-Accel-Buffering", "no");
+  ctx.body = out;
+  return out;
+}
+
 const digest = (s: string): Buffer => createHash("sha256").update(s).digest();
 
 /** Compares a bearer token in constant time (hashing first so lengths never leak). */
@@ -247,15 +260,8 @@ export class JobServer<N extends OperationName = OperationName> {
   }
 
   private streamTo(ctx: Koa.Context, job: Job, afterId: number): void {
-    const out = new PassThrough();
-    ctx.req.socket.setNoDelay(true);
-    ctx.status = 200;
-    // Exactly the SSE media type (UTF-8 is implied by the format); Koa keeps a type set before the body.
-    ctx.set("Content-Type", "text/event-stream");
-    ctx.set("Cache-Control", "no-cache, no-transform");
-    ctx.set("X-Accel-Buffering", "no");
     ctx.set("X-Correlation-ID", job.correlationId);
-    ctx.body = out;
+    const out = openEventStream(ctx);
     let unsubscribe = (): void => {};
     let open = true;
     const write = (text: string): void => {

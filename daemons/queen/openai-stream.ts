@@ -1,4 +1,4 @@
-import { PassThrough } from "node:stream";
+import { openEventStream } from "../../shared/job-server.js";
 import type Koa from "koa";
 import { RbeeError } from "../../shared/errors.js";
 import type { Job } from "../../shared/job.js";
@@ -64,13 +64,7 @@ export async function collectCompletion(job: Job, meta: ResponseMeta, stop: Abor
  * when asked, then `[DONE]`. A failure after this point is one `data: {"error":...}` line and no `[DONE]`.
  */
 export function streamCompletion(ctx: Koa.Context, job: Job, meta: ResponseMeta, includeUsage: boolean, stop: AbortSignal): void {
-  const out = new PassThrough();
-  ctx.req.socket.setNoDelay(true);
-  ctx.status = 200;
-  ctx.set("Content-Type", "text/event-stream");
-  ctx.set("Cache-Control", "no-cache, no-transform");
-  ctx.set("X-Accel-Buffering", "no");
-  ctx.body = out;
+  const out = openEventStream(ctx);
   const write = (frame: string): void => {
     if (!out.destroyed && !out.writableEnded) out.write(frame);
   };
