@@ -11,12 +11,12 @@ const ENTRY: Record<BinaryName, string> = {
 };
 
 /**
- * V8 flags a binary is started with. The queen's work is many small, short-lived objects: a 2 MiB
- * young generation keeps its RSS flat under load (bench/load.ts: +37 MB over 10,000 jobs, +55 MB
- * with V8's default).
+ * V8 flags a binary is started with. The queen's work is many small, short-lived objects: a small
+ * young generation and V8's size-favouring heuristics keep its RSS flat under load (bench/load.ts:
+ * +16 MB over 10,000 jobs, +55 MB with V8's defaults) at the same throughput.
  */
 const NODE_FLAGS: Partial<Record<BinaryName, string[]>> = {
-  "queen-rbee": ["--max-semi-space-size=2"],
+  "queen-rbee": ["--max-semi-space-size=1", "--optimize-for-size"],
 };
 
 /**
