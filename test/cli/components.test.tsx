@@ -1,3 +1,5 @@
+// First, before Ink is imported anywhere: live frames are under test.
+import "./helpers/ink-live.js";
 import test from "ava";
 // tsx compiles tests (outside tsconfig.json's include) with the classic JSX runtime, which needs React in scope.
 import * as React from "react";
