@@ -1,8 +1,9 @@
-import { Agent, request, type Dispatcher } from "undici";
+import type { Dispatcher } from "undici";
 import { CancelledError, RbeeError, isErrorCode, type ErrorCode } from "./errors.js";
 import type { EndExtras, Job } from "./job.js";
 import type { CreateJobResponse, EndData, JobEvent, JobSummary } from "./protocol.js";
 import { parseEventStream } from "./sse.js";
+import { Agent, request } from "./undici-lite.js";
 
 /** One keep-alive pool for every daemon-to-daemon call; a silent stream (no ping in 60 s) is dead. */
 export const sharedAgent = new Agent({ keepAliveTimeout: 30_000, bodyTimeout: 60_000, headersTimeout: 30_000, connect: { timeout: 5_000 } });
