@@ -17,9 +17,16 @@ export interface CommandContext {
   onInterrupt(handler: () => void): () => void;
 }
 
-/** The TUI needs a terminal on stdout; --json and pipes get the scripted faces; TERM=dumb gets plain text. */
+/** Ink's own CI test (is-in-ci): where it holds, Ink draws no live frame, only the last one. */
+const inCi = (env: NodeJS.ProcessEnv): boolean =>
+  ["CI", "CONTINUOUS_INTEGRATION"].some((k) => env[k] !== undefined && env[k] !== "0" && env[k] !== "false");
+
+/**
+ * The TUI needs a terminal on stdout; --json and pipes get the scripted faces; TERM=dumb gets plain
+ * text, and so does a CI job with a terminal, where the TUI would stay blank until the job ended.
+ */
 export function outputMode(json: boolean, stdout: { isTTY?: boolean }, env: NodeJS.ProcessEnv): OutputMode {
   if (json) return "json";
-  if (stdout.isTTY && env["TERM"] !== "dumb") return "tui";
+  if (stdout.isTTY && env["TERM"] !== "dumb" && !inCi(env)) return "tui";
   return "plain";
 }
