@@ -3,12 +3,11 @@
  * then a warm `rbee infer` (plain output, 8 tokens) against an in-process stub queen (the keeper's own
  * cost) and against the real queen -> hive -> worker when they are built (started under a temp RBEE_HOME).
  * Medians of --runs runs (default 15). Run after `npm run build`: node --import=tsx bench/keeper.ts [--runs N]
- * The helpers (timeOnce, measure, stubQueen, freePort, cleanEnv) are exported for bench/run.ts.
+ * The helpers (timeOnce, measure, stubQueen, cleanEnv) are exported for bench/run.ts.
  */
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -16,6 +15,7 @@ import { parseArgs } from "node:util";
 import { JobServer, type OperationHandlers } from "../shared/job-server.js";
 import { Logger } from "../shared/log.js";
 import { OPERATION_NAMES, type OperationName } from "../shared/protocol.js";
+import { freePort } from "./lib/proc.js";
 
 const isMain = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
 const { values } = isMain ? parseArgs({ options: { runs: { type: "string" } } }) : { values: {} as { runs?: string } };
@@ -65,16 +65,6 @@ export async function stubQueen(): Promise<JobServer> {
   return server;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 export function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};

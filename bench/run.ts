@@ -26,10 +26,10 @@ import { inferOp, inferViaCli, inferViaJobApi, KEEPER, type InferSample } from "
 import { InProcess } from "./lib/inprocess.js";
 import { loadAverage, machineInfo, ROOT, versions } from "./lib/machine.js";
 import { CACHE_DIR, ensurePeer, peerCompletion, startPeer, type PeerBinary } from "./lib/peer.js";
-import { alive, cpuSeconds, installCleanup, rssMiB, stopPid, trackDir, trackPid, untrackDir } from "./lib/proc.js";
+import { alive, cpuSeconds, freePort, installCleanup, rssMiB, stopPid, trackDir, trackPid, untrackDir } from "./lib/proc.js";
 import { renderReadmeSection, renderResults, type Results } from "./lib/report.js";
 import { median, p99, quantile, round } from "./lib/stats.js";
-import { cleanEnv, freePort, timeOnce } from "./keeper.js";
+import { cleanEnv, timeOnce } from "./keeper.js";
 
 const { values: argv } = parseArgs({
   options: {

@@ -13,7 +13,7 @@ import { promisify } from "node:util";
 import { request } from "undici";
 import type { InferSample } from "./infer.js";
 import { llamaCppCommit } from "./machine.js";
-import { alive, spawnTracked, stopPid, waitForLine } from "./proc.js";
+import { alive, freePort, spawnTracked, stopPid, waitForLine } from "./proc.js";
 import { decodeRate, sleep } from "./stats.js";
 
 const run = promisify(execFile);
@@ -162,17 +162,6 @@ export async function startPeer(binary: string, model: string, threads: number, 
   return { url, pid, args, stop: () => stopPid(pid) };
 }
 
-async function freePort(): Promise<number> {
-  const { createServer } = await import("node:net");
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 export interface PeerSample extends InferSample {
   /** llama-server's own decode rate (timings.predicted_per_second) */

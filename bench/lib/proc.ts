@@ -5,6 +5,11 @@
 import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
 import { rmSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
+import { waitForLine } from "../../test/_helpers/daemon.js";
+import { alive, freePort } from "../../test/_helpers/process.js";
+import { waitFor } from "../../test/_helpers/wait.js";
+
+export { alive, freePort, waitForLine };
 
 const tracked = new Set<number>();
 const tempDirs = new Set<string>();
@@ -36,15 +41,6 @@ export function untrackPid(pid: number): void {
   tracked.delete(pid);
 }
 
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** SIGTERM, then SIGKILL after `graceMs`; resolves once the pid is gone. */
 export async function stopPid(pid: number, graceMs = 10_000): Promise<void> {
   if (!alive(pid)) return void tracked.delete(pid);
@@ -53,15 +49,13 @@ export async function stopPid(pid: number, graceMs = 10_000): Promise<void> {
   } catch {
     /* gone */
   }
-  const until = Date.now() + graceMs;
-  while (alive(pid) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
-  if (alive(pid)) {
+  await waitFor(`pid ${pid} to exit`, () => !alive(pid), graceMs).catch(() => {
     try {
       process.kill(pid, "SIGKILL");
     } catch {
       /* gone */
     }
-  }
+  });
   tracked.delete(pid);
 }
 
@@ -113,8 +107,7 @@ export function installCleanup(): void {
             /* gone */
           }
         }
-        const until = Date.now() + 5000;
-        while (daemons.some(alive) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+        await waitFor("the daemons to exit", () => !daemons.some(alive), 5000, 100).catch(() => undefined);
         killTracked();
         process.exit(130);
       })();
@@ -151,26 +144,4 @@ export async function descendants(pid: number): Promise<number[]> {
   };
   walk(pid);
   return out;
-}
-
-/** Waits for a line matching `re` on a child's stdout; rejects when the child exits first or after `timeoutMs`. */
-export function waitForLine(child: ChildProcess, re: RegExp, timeoutMs = 60_000): Promise<RegExpExecArray> {
-  return new Promise((resolve, reject) => {
-    let out = "";
-    const timer = setTimeout(() => reject(new Error(`no line matching ${re} within ${timeoutMs} ms`)), timeoutMs);
-    const onData = (d: Buffer): void => {
-      out += d.toString();
-      const m = re.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        child.stdout?.off("data", onData);
-        resolve(m);
-      }
-    };
-    child.stdout?.on("data", onData);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`process exited (${code}) before printing ${re}: ${out.slice(-500)}`));
-    });
-  });
 }

@@ -16,17 +16,11 @@ import { Summary } from "../../cli/ui/Summary.js";
 import { tailText } from "../../cli/ui/text-tail.js";
 import { FAKE_STATUS } from "./helpers/fake-queen.js";
 import { H, L, Q, W, end, inferStream, narr, prog, tok } from "./helpers/events.js";
+import { waitFor } from "../_helpers/wait.js";
 
 const tree = (events: JobEvent[], operation = "infer"): TreeState =>
   events.reduce((s, e) => reduceTree(s, { type: "event", event: e }), reduceTree(initialTree, { type: "created", jobId: Q, operation }));
 
-const waitFor = async (pred: () => boolean, ms = 5000): Promise<void> => {
-  const deadline = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
 
 test("JobTree: nested labels, a spinner while running, narration under each node", (t) => {
   const s = tree(inferStream(2).slice(0, -1));
@@ -86,11 +80,11 @@ test("JobView: live tree and text tail, then the whole text and the summary once
   const app = render(<JobView store={store} />);
   store.dispatch({ type: "created", jobId: Q, operation: "infer" });
   for (const e of inferStream(5).slice(0, -1)) store.dispatch({ type: "event", event: e });
-  await waitFor(() => (app.lastFrame() ?? "").includes("t4"));
+  await waitFor("the live frame to show t4", () => (app.lastFrame() ?? "").includes("t4"), 15_000, 10);
   t.regex(app.lastFrame() ?? "", /⠋|⠙|⠹|⠸|⠼|⠴|⠦|⠧|⠇|⠏/);
   store.dispatch({ type: "event", event: inferStream(5).at(-1) as JobEvent });
   store.finish(1700);
-  await waitFor(() => (app.lastFrame() ?? "").includes("tokens/s"));
+  await waitFor("the final frame's summary", () => (app.lastFrame() ?? "").includes("tokens/s"), 15_000, 10);
   const frame = app.lastFrame() ?? "";
   app.unmount();
   t.regex(frame, /✔ queen-rbee/);
@@ -108,7 +102,7 @@ test("JobStore: many events publish once per interval, not once per event", asyn
   for (let i = 0; i < 500; i++) store.dispatch({ type: "event", event: tok([Q, H, W], "x", i) });
   t.is(store.getSnapshot(), first, "nothing is published before the interval");
   t.is(store.current.tree.tokens, 500);
-  await waitFor(() => published > 0);
+  await waitFor("a publish", () => published > 0, 15_000, 10);
   t.is(published, 1);
   t.is(store.getSnapshot().tree.tokens, 500);
 });

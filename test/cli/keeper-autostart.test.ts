@@ -7,13 +7,17 @@ import test from "ava";
 import { cp, mkdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { ROOT, alive, assertBuilt, cleanEnv, freePort, runKeeper, tempHome } from "./helpers/keeper.js";
+import type { Teardown } from "../_helpers/cleanup.js";
+import { ROOT } from "../_helpers/daemon.js";
+import { alive, freePort } from "../_helpers/process.js";
+import { tempHome } from "../_helpers/temp.js";
+import { assertBuilt, cleanEnv, runKeeper } from "./helpers/keeper.js";
 
 test.before(() => assertBuilt());
 
 /** A private install: dist/cli and dist/shared copied, the given queen main.js, node_modules linked. */
-async function install(t: { teardown(fn: () => unknown): void }, queenMain: string): Promise<string> {
-  const dir = await tempHome(t);
+async function install(t: Teardown, queenMain: string): Promise<string> {
+  const dir = await tempHome(t, "rbee-keeper-");
   await cp(join(ROOT, "dist/cli"), join(dir, "dist/cli"), { recursive: true });
   await cp(join(ROOT, "dist/shared"), join(dir, "dist/shared"), { recursive: true });
   await symlink(join(ROOT, "node_modules"), join(dir, "node_modules"));
@@ -34,15 +38,20 @@ async function pidIn(home: string): Promise<number | undefined> {
   return Number(text.trim()) || undefined;
 }
 
-test("with the default URL and no queen, the keeper starts one, records its pid, and queen stop ends it", async (t) => {
+/** The private install with the fake queen, a home, and the default queen port moved to a free one; the queen is killed at teardown. */
+async function withFakeQueen(t: Teardown): Promise<{ entry: string; home: string; port: number; env: NodeJS.ProcessEnv }> {
   const entry = await install(t, FAKE_QUEEN_MAIN);
-  const home = await tempHome(t);
+  const home = await tempHome(t, "rbee-keeper-");
   const port = await freePort();
-  const env = cleanEnv({ RBEE_HOME: home, RBEE_DEFAULT_QUEEN_PORT: String(port) });
   t.teardown(async () => {
     const pid = await pidIn(home);
     if (pid && alive(pid)) process.kill(pid, "SIGKILL");
   });
+  return { entry, home, port, env: cleanEnv({ RBEE_HOME: home, RBEE_DEFAULT_QUEEN_PORT: String(port) }) };
+}
+
+test("with the default URL and no queen, the keeper starts one, records its pid, and queen stop ends it", async (t) => {
+  const { entry, home, port, env } = await withFakeQueen(t);
 
   const first = await runKeeper(["infer", "hello", "--max-tokens", "3", "--json"], { env, entry, timeoutMs: 60_000 });
   t.is(first.code, 0, first.stderr);
@@ -77,14 +86,7 @@ test("with the default URL and no queen, the keeper starts one, records its pid,
 });
 
 test("rbee queen start starts it explicitly and says so once it is running", async (t) => {
-  const entry = await install(t, FAKE_QUEEN_MAIN);
-  const home = await tempHome(t);
-  const port = await freePort();
-  const env = cleanEnv({ RBEE_HOME: home, RBEE_DEFAULT_QUEEN_PORT: String(port) });
-  t.teardown(async () => {
-    const pid = await pidIn(home);
-    if (pid && alive(pid)) process.kill(pid, "SIGKILL");
-  });
+  const { entry, port, env } = await withFakeQueen(t);
   const start = await runKeeper(["queen", "start", "--json"], { env, entry, timeoutMs: 60_000 });
   t.is(start.code, 0, start.stderr);
   t.like(JSON.parse(start.stdout), { url: `http://127.0.0.1:${port}`, service: "queen-rbee", started: true });
@@ -96,7 +98,7 @@ test("rbee queen start starts it explicitly and says so once it is running", asy
 
 test("a queen that dies at start is exit 3 with the end of its log", async (t) => {
   const entry = await install(t, 'process.stderr.write("queen-rbee: cannot listen: port taken.\\n");\nprocess.exit(1);\n');
-  const home = await tempHome(t);
+  const home = await tempHome(t, "rbee-keeper-");
   const env = cleanEnv({ RBEE_HOME: home, RBEE_DEFAULT_QUEEN_PORT: String(await freePort()) });
   const r = await runKeeper(["status"], { env, entry, timeoutMs: 60_000 });
   t.is(r.code, 3);

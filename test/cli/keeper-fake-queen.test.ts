@@ -6,14 +6,18 @@ import test from "ava";
 import { mkdir, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { JobClient } from "../../shared/job-client.js";
+import type { Teardown } from "../_helpers/cleanup.js";
+import { freePort } from "../_helpers/process.js";
+import { tempHome } from "../_helpers/temp.js";
+import { waitFor } from "../_helpers/wait.js";
 import { FAKE_WORDS, startFakeQueen, type FakeQueen } from "./helpers/fake-queen.js";
-import { assertBuilt, cleanEnv, freePort, runKeeper, startKeeper, tempHome, waitFor } from "./helpers/keeper.js";
+import { assertBuilt, cleanEnv, runKeeper, startKeeper } from "./helpers/keeper.js";
 
 const ESC = "\x1b";
 
 test.before(() => assertBuilt());
 
-async function setup(t: { teardown(fn: () => unknown): void }, token?: string): Promise<{ queen: FakeQueen; env: NodeJS.ProcessEnv; home: string }> {
+async function setup(t: Teardown, token?: string): Promise<{ queen: FakeQueen; env: NodeJS.ProcessEnv; home: string }> {
   const queen = await startFakeQueen(0, "/dev/null", token);
   t.teardown(() => queen.close());
   const home = await tempHome(t);
@@ -112,7 +116,7 @@ test("exit 3 when a queen URL that was given does not answer; nothing is started
 test("Ctrl-C sends DELETE for the job, waits for the cancelled end and exits 130", async (t) => {
   const { queen, env } = await setup(t);
   const k = startKeeper(["infer", "go slow"], { env });
-  await waitFor(() => k.stdout().split(" ").length > 3, 15_000, "streamed tokens");
+  await waitFor("streamed tokens", () => k.stdout().split(" ").length > 3, 15_000);
   k.child.kill("SIGINT");
   const r = await k.done;
   t.is(r.code, 130);
@@ -229,10 +233,10 @@ test("logs: the state folder's JSON lines merged by time, filtered by service, j
   t.is((await runKeeper(["logs", "--service", "nope"], { env })).code, 2);
 
   const follow = startKeeper(["logs", "--follow", "--service", "hive"], { env });
-  await waitFor(() => follow.stdout().includes("h1"), 15_000, "the first lines");
+  await waitFor("the first lines", () => follow.stdout().includes("h1"), 15_000);
   await writeFile(join(state, "llm-worker-rbee-w1.log"), line("2025-01-01T00:00:04.000Z", "llm-worker-rbee", "w1") + "\n");
   await writeFile(join(state, "rbee-hive-localhost.log"), line("2025-01-01T00:00:05.000Z", "rbee-hive", "h2") + "\n", { flag: "a" });
-  await waitFor(() => follow.stdout().includes("h2"), 15_000, "a followed line");
+  await waitFor("a followed line", () => follow.stdout().includes("h2"), 15_000);
   follow.child.kill("SIGINT");
   const f = await follow.done;
   t.is(f.code, 130);

@@ -4,16 +4,18 @@
  * the CPU. Skipped (not faked) while a daemon is not built.
  */
 import test from "ava";
-import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { KEEPER, ROOT, alive, assertBuilt, cleanEnv, freePort, runKeeper, startKeeper, waitFor } from "./helpers/keeper.js";
+import { Cleanup } from "../_helpers/cleanup.js";
+import { daemonsBuilt } from "../_helpers/daemon.js";
+import { alive, freePort } from "../_helpers/process.js";
+import { makeHome } from "../_helpers/temp.js";
+import { waitFor } from "../_helpers/wait.js";
+import { assertBuilt, cleanEnv, plain, runKeeper, startKeeper, underPty } from "./helpers/keeper.js";
 
-const built = ["queen", "hive", "worker"].every((d) => existsSync(join(ROOT, "dist/daemons", d, "main.js")));
-const serial = built ? test.serial : test.skip;
+const serial = daemonsBuilt ? test.serial : test.skip;
 
+const files = new Cleanup();
 let home = "";
 let env: NodeJS.ProcessEnv = {};
 let port = 0;
@@ -24,11 +26,9 @@ const events = (stdout: string): Ev[] => stdout.trimEnd().split("\n").filter(Boo
 const pidOf = async (name: string): Promise<number | undefined> => Number((await readFile(join(home, "state", `${name}.pid`), "utf8").catch(() => "")).trim()) || undefined;
 
 test.before(async () => {
-  if (!built) return;
+  if (!daemonsBuilt) return;
   assertBuilt();
-  home = await mkdtemp(join(tmpdir(), "rbee-keeper-real-"));
-  await mkdir(join(home, "config"), { recursive: true });
-  await writeFile(join(home, "config", "hives.conf"), "Host localhost\n  HivePort 0\n");
+  home = await makeHome(files, { prefix: "rbee-keeper-real-" });
   port = await freePort();
   env = cleanEnv({ RBEE_HOME: home, RBEE_DEFAULT_QUEEN_PORT: String(port) });
 });
@@ -38,7 +38,7 @@ test.after.always(async () => {
   const pids = [await pidOf("queen-rbee"), await pidOf("rbee-hive-localhost")];
   await runKeeper(["queen", "stop"], { env, ...long }).catch(() => undefined);
   for (const pid of pids) if (pid && alive(pid)) process.kill(pid, "SIGKILL");
-  await rm(home, { recursive: true, force: true });
+  await files.run();
 });
 
 serial("auto-starts the real queen; status draws the localhost hive", async (t) => {
@@ -78,12 +78,8 @@ serial("infer without a terminal: text on stdout ending in a newline, narration 
 });
 
 serial("on a pseudo-terminal: the real job tree, the text and the summary", async (t) => {
-  const cmd = [process.execPath, KEEPER, "infer", "hello", "--max-tokens", "12", "--ignore-eos"].map((a) => `'${a}'`).join(" ");
-  const child = spawn("script", ["-qfec", `stty cols 120 rows 40; exec ${cmd}`, "/dev/null"], { cwd: ROOT, env: { ...env, TERM: "xterm-256color" } });
-  let screen = "";
-  child.stdout.setEncoding("utf8").on("data", (d: string) => (screen += d));
-  const code = await new Promise<number | null>((resolve) => child.once("close", resolve));
-  const text = screen.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "").replace(/\r/g, "");
+  const { code, screen } = await underPty(["infer", "hello", "--max-tokens", "12", "--ignore-eos"], env, { columns: 120, lines: 40, ...long });
+  const text = plain(screen);
   t.is(code, 0, text);
   t.regex(text, /^✔ queen-rbee job-/m);
   t.regex(text, /^ {2}✔ rbee-hive localhost job-/m);
@@ -93,7 +89,7 @@ serial("on a pseudo-terminal: the real job tree, the text and the summary", asyn
 
 serial("Ctrl-C cancels the real job (DELETE reaches it) and exits 130", async (t) => {
   const k = startKeeper(["infer", "tell a long story", "--max-tokens", "100000", "--ignore-eos", "--json"], { env, ...long });
-  await waitFor(() => k.stdout().split("\n").filter((l) => l.includes('"event":"token"')).length >= 3, 60_000, "tokens");
+  await waitFor("tokens", () => k.stdout().split("\n").filter((l) => l.includes('"event":"token"')).length >= 3, 60_000);
   const jobId = (JSON.parse(k.stdout().split("\n")[0] as string) as { path: string[] }).path[0] as string;
   k.child.kill("SIGINT");
   const r = await k.done;
@@ -118,6 +114,6 @@ serial("queen stop stops the queen and the hive it started", async (t) => {
   t.is(r.code, 0, r.stderr);
   t.is(r.stdout, `Stopped queen-rbee (pid ${queen}).\n`);
   t.false(alive(queen as number));
-  if (hive) await waitFor(() => !alive(hive), 15_000, "the hive to exit");
+  if (hive) await waitFor("the hive to exit", () => !alive(hive), 15_000);
   t.is((await runKeeper(["queen", "status"], { env })).code, 3);
 });

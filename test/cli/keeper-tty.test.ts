@@ -1,35 +1,17 @@
 /** The keeper under a real pseudo-terminal (util-linux `script`), against the fake queen: the Ink TUI on screen. */
 import test from "ava";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
+import { tempHome } from "../_helpers/temp.js";
 import { startFakeQueen } from "./helpers/fake-queen.js";
-import { KEEPER, ROOT, assertBuilt, cleanEnv, tempHome } from "./helpers/keeper.js";
+import { assertBuilt, cleanEnv, plain, underPty } from "./helpers/keeper.js";
 
 const hasScript = spawnSync("script", ["--version"], { encoding: "utf8" }).status === 0;
 const ttyTest = hasScript ? test : test.skip;
 
 test.before(() => assertBuilt());
 
-/** Runs the keeper on a COLUMNS x LINES pty; returns everything it drew and its exit status. */
-function underPty(args: string[], env: NodeJS.ProcessEnv, columns = 100, lines = 30): Promise<{ code: number | null; screen: string }> {
-  const quoted = [process.execPath, KEEPER, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(" ");
-  const child = spawn("script", ["-qfec", `stty cols ${columns} rows ${lines}; exec ${quoted}`, "/dev/null"], {
-    cwd: ROOT,
-    env: { ...env, COLUMNS: String(columns), LINES: String(lines), TERM: "xterm-256color" },
-    stdio: ["pipe", "pipe", "pipe"],
-  });
-  let screen = "";
-  child.stdout.setEncoding("utf8").on("data", (d: string) => (screen += d));
-  child.stderr.setEncoding("utf8").on("data", (d: string) => (screen += d));
-  const killer = setTimeout(() => child.kill("SIGKILL"), 60_000);
-  return new Promise((resolve) => child.once("close", (code) => {
-    clearTimeout(killer);
-    resolve({ code, screen });
-  }));
-}
-
 // Ink's "the frame outgrew the screen, redraw everything" path clears the terminal: the flicker to avoid.
 const CLEAR_SCREEN = /\x1b\[2J|\x1b\[3J/;
-const plain = (s: string) => s.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "").replace(/\r/g, "");
 
 ttyTest("on a terminal: the job tree with checks, the streamed tokens and the summary", async (t) => {
   const queen = await startFakeQueen();
@@ -53,7 +35,7 @@ ttyTest("a long stream stays within the screen (no full redraws) and ends with t
   const queen = await startFakeQueen();
   t.teardown(() => queen.close());
   const env = cleanEnv({ RBEE_HOME: await tempHome(t), RBEE_QUEEN_URL: queen.url });
-  const { code, screen } = await underPty(["infer", "steady please", "--max-tokens", "600"], env, 80, 24);
+  const { code, screen } = await underPty(["infer", "steady please", "--max-tokens", "600"], env, { columns: 80, lines: 24 });
   t.is(code, 0, screen);
   t.notRegex(screen, CLEAR_SCREEN);
   const text = plain(screen);

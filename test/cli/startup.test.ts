@@ -1,7 +1,9 @@
 /** What the keeper loads at start-up: --help and --version stay free of meow, undici, Ink and React; scripted runs free of Ink and React. */
 import test from "ava";
 import { spawnSync } from "node:child_process";
-import { KEEPER, ROOT, assertBuilt, cleanEnv, freePort } from "./helpers/keeper.js";
+import { ROOT } from "../_helpers/daemon.js";
+import { freePort } from "../_helpers/process.js";
+import { KEEPER, assertBuilt, cleanEnv } from "./helpers/keeper.js";
 
 test.before(() => assertBuilt());
 

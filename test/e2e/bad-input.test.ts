@@ -9,10 +9,14 @@ import { readFile, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { Readable } from "node:stream";
 import { request } from "undici";
+import { daemonsBuilt } from "../_helpers/daemon.js";
+import { http } from "../_helpers/http.js";
+import { makeHome } from "../_helpers/temp.js";
+import { waitFor } from "../_helpers/wait.js";
 import { BAD_CASES, HIVE_ACCEPTS, WORKER_ACCEPTS, operationOf, type BadCase } from "./bad-input-cases.js";
-import { built, hiveStatus, http, listJobs, makeHome, runJob, spawnDaemon, startHive, startQueen, waitFor } from "./e2e-helpers.js";
+import { hiveStatus, listJobs, runJob, spawnDaemon, startHive, startQueen } from "./e2e-helpers.js";
 
-const run = built ? test : test.skip;
+const run = daemonsBuilt ? test : test.skip;
 
 /** Sends every case (a few at a time) and checks status, code and the field named. */
 async function sendAll(t: import("ava").ExecutionContext, url: string, cases: BadCase[], who: string): Promise<void> {
@@ -75,7 +79,7 @@ run("every bad body is refused at POST with the contract's code naming the field
 });
 
 run("a hives.conf with a mistake: the queen refuses to start naming file and line; edited while it runs, hive operations name them", async (t) => {
-  const home = await makeHome(t, "Host localhost\n  HivePort 0\nHost gpu1\n  HostName 10.0.0.5\n  Colour blue\n");
+  const home = await makeHome(t, { hivesConf: "Host localhost\n  HivePort 0\nHost gpu1\n  HostName 10.0.0.5\n  Colour blue\n" });
   const conf = path.join(home, "config", "hives.conf");
   const refused = await spawnDaemon(t, "queen", ["--port", "0"], { env: { RBEE_HOME: home }, noWait: true });
   t.is(await refused.exited, 2, refused.output());
@@ -111,7 +115,7 @@ run("odd Unicode reaches the worker intact; the worker refuses bad bodies too; a
   t.is(chat.end.status, "completed", JSON.stringify(chat.end));
 
   // The same prompt sent straight to the worker counts the same tokens: queen and hive changed nothing.
-  const worker = await waitFor("the worker in status", async () => (await hiveStatus(queen.url, "localhost"))?.workers[0]);
+  const worker = await waitFor("the worker in status", async () => (await hiveStatus(queen.url, "localhost"))?.workers[0], 30_000);
   const direct = await runJob(worker.url, { operation: "infer", prompt: ODD, max_tokens: 1 });
   t.is(direct.end.usage?.prompt_tokens, viaQueen);
   const plain = await runJob(worker.url, { operation: "infer", prompt: "héllo", max_tokens: 1 });

@@ -7,19 +7,14 @@ import test from "ava";
 import { readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { JobClient } from "../../shared/job-client.js";
-import { built, follow, freePort, hiveStatus, holdPort, makeHome, narrations, payload, runJob, startHive, startQueen, waitFor } from "./e2e-helpers.js";
+import { daemonsBuilt } from "../_helpers/daemon.js";
+import { alive, freePort, holdPort } from "../_helpers/process.js";
+import { makeHome } from "../_helpers/temp.js";
+import { waitFor } from "../_helpers/wait.js";
+import { follow, hiveStatus, narrations, payload, runJob, startHive, startQueen } from "./e2e-helpers.js";
 
-const run = built ? test : test.skip;
+const run = daemonsBuilt ? test : test.skip;
 const BEAT_S = 0.5;
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 /** Milliseconds until `predicate` holds, polled every 25 ms. */
 async function timeUntil(what: string, predicate: () => Promise<boolean>, ms = 30_000): Promise<number> {
@@ -32,12 +27,10 @@ run("a hive SIGKILLed: its jobs fail HIVE_UNREACHABLE at once, offline within it
   const home = await makeHome(t);
   const queen = await startQueen(t, home);
   // The hive's first worker port is taken: the worker must get the next free one.
-  const held = await holdPort(0);
-  t.teardown(() => new Promise<void>((r) => held.close(() => r())));
-  const taken = (held.address() as { port: number }).port;
+  const taken = await holdPort(t);
   const hiveArgs = ["--heartbeat-interval", String(BEAT_S), "--worker-port-start", String(taken)];
   const hive = await startHive(t, home, "h1", queen.url, hiveArgs);
-  await waitFor("h1 online", async () => (await hiveStatus(queen.url, "h1"))?.state === "online");
+  await waitFor("h1 online", async () => (await hiveStatus(queen.url, "h1"))?.state === "online", 30_000);
 
   const spawn = await runJob(queen.url, { operation: "worker_spawn", hive_id: "h1", model: "rbee-tiny" });
   t.is(spawn.end.status, "completed", JSON.stringify(spawn.end));
@@ -46,7 +39,7 @@ run("a hive SIGKILLed: its jobs fail HIVE_UNREACHABLE at once, offline within it
   t.true(port > taken, `worker port ${port} skips the taken ${taken}`);
   t.true(narrations(spawn).some((n) => n.startsWith("worker_started")), narrations(spawn).join(" | "));
   // Let the queen learn the beat interval from a few gaps, as it would in a running cluster.
-  await waitFor("a few beats", async () => (await hiveStatus(queen.url, "h1"))?.workers.length === 1);
+  await waitFor("a few beats", async () => (await hiveStatus(queen.url, "h1"))?.workers.length === 1, 30_000);
 
   // Killed mid-stream of a pinned infer: the queen job fails HIVE_UNREACHABLE, and the hive is offline at once.
   const created = await new JobClient(queen.url).create({ operation: "infer", hive_id: "h1", prompt: "long story", max_tokens: 100_000, ignore_eos: true });
@@ -86,7 +79,7 @@ run("a hive SIGKILLed: its jobs fail HIVE_UNREACHABLE at once, offline within it
   t.false(alive(worker.pid), `worker ${worker.pid} outlived its SIGKILLed hive`);
 
   // Killed while idle: only the missing heartbeats tell, within 3 beats (plus half a beat of slack).
-  await waitFor("a few beats", async () => (await hiveStatus(queen.url, "h1"))?.workers.length === 1);
+  await waitFor("a few beats", async () => (await hiveStatus(queen.url, "h1"))?.workers.length === 1, 30_000);
   again.child.kill("SIGKILL");
   const offlineMs = await timeUntil("h1 offline", async () => (await hiveStatus(queen.url, "h1"))?.state === "offline");
   t.log(`idle hive marked offline ${offlineMs} ms after SIGKILL (beat ${BEAT_S * 1000} ms, timeout 3 beats)`);
@@ -104,7 +97,7 @@ run("the queen SIGKILLed and restarted on the same port: hives re-register, stat
   const stateDir = path.join(home, "state");
   const localPid = Number((await readFile(path.join(stateDir, "rbee-hive-localhost.pid"), "utf8")).trim());
   await startHive(t, home, "h2", first.url, ["--heartbeat-interval", String(BEAT_S)]);
-  await waitFor("h2 online", async () => (await hiveStatus(first.url, "h2"))?.state === "online");
+  await waitFor("h2 online", async () => (await hiveStatus(first.url, "h2"))?.state === "online", 30_000);
 
   first.child.kill("SIGKILL");
   await first.exited;

@@ -5,22 +5,16 @@
  */
 import test from "ava";
 import { createServer } from "node:http";
-import { readFile, readdir, writeFile, mkdir, mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, readdir, writeFile, mkdir } from "node:fs/promises";
 import * as path from "node:path";
-import { writeTinyModel } from "../../shared/rbee-tiny.js";
-import { built, hiveStatus, holdPort, makeHome, payload, runJob, spawnDaemon, startHive, startQueen, waitFor, type Teardown } from "./e2e-helpers.js";
+import type { Teardown } from "../_helpers/cleanup.js";
+import { daemonsBuilt } from "../_helpers/daemon.js";
+import { holdPort } from "../_helpers/process.js";
+import { makeHome, tinyModel } from "../_helpers/temp.js";
+import { waitFor } from "../_helpers/wait.js";
+import { hiveStatus, payload, runJob, spawnDaemon, startHive, startQueen } from "./e2e-helpers.js";
 
-const run = built ? test : test.skip;
-
-/** A tiny GGUF in a temp folder, removed at teardown. */
-async function tinyFile(t: Teardown): Promise<string> {
-  const dir = await mkdtemp(path.join(tmpdir(), "rbee-e2e-gguf-"));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const file = path.join(dir, "tiny.gguf");
-  await writeTinyModel(file);
-  return file;
-}
+const run = daemonsBuilt ? test : test.skip;
 
 /** Serves one file over HTTP at /<name>. */
 async function serveFile(t: Teardown, file: string, name: string): Promise<string> {
@@ -36,10 +30,8 @@ async function serveFile(t: Teardown, file: string, name: string): Promise<strin
 
 run("a daemon started on a port already taken exits 1 with one clear line, for all three", async (t) => {
   const home = await makeHome(t);
-  const held = await holdPort(0);
-  t.teardown(() => new Promise<void>((r) => held.close(() => r())));
-  const port = (held.address() as { port: number }).port;
-  const model = await tinyFile(t);
+  const port = await holdPort(t);
+  const model = await tinyModel(t);
   const env = { RBEE_HOME: home };
   const cases = [
     ["queen", "queen-rbee", ["--port", String(port)]],
@@ -58,7 +50,7 @@ run("a daemon started on a port already taken exits 1 with one clear line, for a
 run("a models folder that cannot be written: model_download through the queen fails DOWNLOAD_FAILED saying why, and leaves no partial file", async (t) => {
   const home = await makeHome(t);
   const queen = await startQueen(t, home);
-  const url = await serveFile(t, await tinyFile(t), "Big-Model.gguf");
+  const url = await serveFile(t, await tinyModel(t), "Big-Model.gguf");
 
   // 1. The models folder is a regular file.
   const fileHome = await makeHome(t);
@@ -68,7 +60,7 @@ run("a models folder that cannot be written: model_download through the queen fa
   const fullHome = await makeHome(t);
   await mkdir(path.join(fullHome, "models"));
   await startHive(t, fullHome, "full", queen.url, [], { wrap: ["/bin/sh", "-c", 'ulimit -f 2048 && exec "$0" "$@"'] });
-  await waitFor("both hives online", async () => (await hiveStatus(queen.url, "nofolder"))?.state === "online" && (await hiveStatus(queen.url, "full"))?.state === "online");
+  await waitFor("both hives online", async () => (await hiveStatus(queen.url, "nofolder"))?.state === "online" && (await hiveStatus(queen.url, "full"))?.state === "online", 30_000);
 
   const notFolder = await runJob(queen.url, { operation: "model_download", hive_id: "nofolder", model: url });
   t.like(notFolder.end, { status: "failed", error: { code: "DOWNLOAD_FAILED" } });

@@ -11,28 +11,24 @@ import { request } from "undici";
 import { JobClient } from "../../shared/job-client.js";
 import type { JobEvent } from "../../shared/protocol.js";
 import { writeTinyModel } from "../../shared/rbee-tiny.js";
-import { Cleanup, built, follow, hiveStatus, listJobs, makeHome, narrations, payload, runJob, startQueen, waitFor, type Proc } from "./e2e-helpers.js";
+import { Cleanup, type Teardown } from "../_helpers/cleanup.js";
+import { daemonsBuilt, type Daemon } from "../_helpers/daemon.js";
+import { alive } from "../_helpers/process.js";
+import { makeHome } from "../_helpers/temp.js";
+import { waitFor } from "../_helpers/wait.js";
+import { follow, hiveStatus, listJobs, narrations, payload, runJob, startQueen } from "./e2e-helpers.js";
 
-const serial = built ? test.serial : test.skip;
+const serial = daemonsBuilt ? test.serial : test.skip;
 const cleanup = new Cleanup();
 let home = "";
-let queen: Proc;
+let queen: Daemon;
 
 test.before(async () => {
-  if (!built) return;
+  if (!daemonsBuilt) return;
   home = await makeHome(cleanup);
   queen = await startQueen(cleanup, home);
 });
 test.after.always(() => cleanup.run());
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 /** The localhost hive's first ready worker, once a heartbeat has shown it. */
 const readyWorker = async () =>
@@ -97,7 +93,7 @@ serial("a subscriber that hangs up mid-stream: the job and the other subscriber 
 });
 
 /** Serves one GGUF; the first GET is cut off half-way (headers promise the whole file), later ones honour Range. */
-async function flakyServer(t: { teardown(fn: () => unknown): void }, file: Buffer): Promise<{ url: string; requests: string[] }> {
+async function flakyServer(t: Teardown, file: Buffer): Promise<{ url: string; requests: string[] }> {
   const requests: string[] = [];
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? "");

@@ -5,9 +5,9 @@
  */
 import test from "ava";
 import { formatLoad, runLoad } from "../../bench/load.js";
-import { built } from "./e2e-helpers.js";
+import { daemonsBuilt } from "../_helpers/daemon.js";
 
-(built ? test : test.skip)("200 status jobs 50 at a time, 8 infers on a 4-slot worker, 2,000 jobs in a bounded registry: all complete", async (t) => {
+(daemonsBuilt ? test : test.skip)("200 status jobs 50 at a time, 8 infers on a 4-slot worker, 2,000 jobs in a bounded registry: all complete", async (t) => {
   const r = await runLoad({ statusJobs: 200, concurrency: 50, inferJobs: 8, parallel: 4, tokens: 8, memoryJobs: 2000 });
   t.log(formatLoad(r));
   t.like(r.status, { jobs: 200, completed: 200, failed: 0 });

@@ -6,23 +6,15 @@
 import test from "ava";
 import OpenAI from "openai";
 import { RBEE_TINY } from "../../shared/rbee-tiny.js";
-import { daemonsBuilt, startCascade, warmUp, type Cascade, type Finished } from "../cli/helpers/cascade.js";
+import { daemonsBuilt } from "../_helpers/daemon.js";
+import { cascadeForFile, type Finished } from "../cli/helpers/cascade.js";
 import { runKeeper } from "../cli/helpers/keeper.js";
 
 const serial = daemonsBuilt ? test.serial : test.skip;
 const DIM = RBEE_TINY.embeddingLength;
 const TEXTS = ["the hive hums at dawn", "bees", "a queen rules the colony", "bees"];
 
-let c: Cascade;
-
-test.before(async () => {
-  if (!daemonsBuilt) return;
-  c = await startCascade();
-  await warmUp(c);
-});
-test.after.always(async () => {
-  await c?.stop();
-});
+const c = cascadeForFile();
 
 const vectors = (r: Finished): number[][] => {
   const d = r.events.find((e) => e.event === "data" && e.data.action === "embed");

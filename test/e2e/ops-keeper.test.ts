@@ -5,21 +5,15 @@
 import test from "ava";
 import { appendFile } from "node:fs/promises";
 import { join } from "node:path";
-import { daemonsBuilt, startCascade, warmUp, workersWhen, type Cascade } from "../cli/helpers/cascade.js";
-import { alive, runKeeper, startKeeper, waitFor } from "../cli/helpers/keeper.js";
+import { daemonsBuilt } from "../_helpers/daemon.js";
+import { alive } from "../_helpers/process.js";
+import { waitFor } from "../_helpers/wait.js";
+import { cascadeForFile, workersWhen } from "../cli/helpers/cascade.js";
+import { runKeeper, startKeeper } from "../cli/helpers/keeper.js";
 
 const serial = daemonsBuilt ? test.serial : test.skip;
 const SERVICES = ["queen-rbee", "rbee-hive", "llm-worker-rbee"];
-let c: Cascade;
-
-test.before(async () => {
-  if (!daemonsBuilt) return;
-  c = await startCascade();
-  await warmUp(c);
-});
-test.after.always(async () => {
-  await c?.stop();
-});
+const c = cascadeForFile();
 
 const keeper = (args: string[]) => runKeeper(args, { env: c.keeperEnv, timeoutMs: 60_000 });
 type Line = { ts: string; service: string; correlation_id?: string; job_id?: string; parent_job_id?: string };
@@ -62,10 +56,10 @@ serial("rbee logs --follow shows a new request's lines from every daemon as they
   t.teardown(() => void follow.child.kill("SIGKILL"));
   // A marker line seen on stdout means the first read is done: what comes next is read as it is written.
   await appendFile(join(c.stateDir, "ops-marker.log"), `${JSON.stringify({ ts: new Date().toISOString(), service: "marker", correlation_id: corr, human: "marker" })}\n`);
-  await waitFor(() => follow.stdout().includes(" marker "), 15_000, "the follower to be reading");
+  await waitFor("the follower to be reading", () => follow.stdout().includes(" marker "), 15_000);
   const r = await c.run({ operation: "infer", prompt: "follow me", max_tokens: 3 }, corr);
   t.is(r.end.status, "completed");
-  await waitFor(() => SERVICES.every((s) => follow.stdout().includes(` ${s}`)), 15_000, `lines of all three daemons (got: ${follow.stdout()})`);
+  await waitFor(() => `lines of all three daemons (got: ${follow.stdout()})`, () => SERVICES.every((s) => follow.stdout().includes(` ${s}`)), 15_000);
   follow.child.kill("SIGINT");
   const done = await follow.done;
   t.is(done.code, 130);
@@ -98,6 +92,6 @@ serial("infer with keep_alive 1 through the queen: the worker is gone from statu
   const gone = (Date.now() - ended) / 1000;
   t.log(`worker gone from status ${gone.toFixed(1)} s after the job ended (keep_alive 1 s, heartbeats every 2 s)`);
   t.true(gone < 10, `${gone} s`);
-  await waitFor(() => !alive(before?.pid as number), 10_000, "the worker process to exit");
+  await waitFor("the worker process to exit", () => !alive(before?.pid as number), 10_000);
   t.regex((await keeper(["status"])).stdout, /no workers/);
 });

@@ -7,8 +7,9 @@ import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { createServer } from "node:http";
 import { join } from "node:path";
-import { daemonsBuilt, getText, startCascade, warmUp, type Cascade } from "../cli/helpers/cascade.js";
-import { waitFor } from "../cli/helpers/keeper.js";
+import { daemonsBuilt } from "../_helpers/daemon.js";
+import { waitFor } from "../_helpers/wait.js";
+import { cascadeForFile, getText } from "../cli/helpers/cascade.js";
 
 const serial = daemonsBuilt ? test.serial : test.skip;
 const TOKEN = "ops-metrics-secret";
@@ -104,9 +105,13 @@ function checkHistogram(m: Scrape, name: string): number {
   return series.size;
 }
 
-let c: Cascade;
 const urls: Record<"queen" | "hive" | "worker", string> = { queen: "", hive: "", worker: "" };
 let workerPid = 0;
+const c = cascadeForFile({ token: TOKEN }, async (up, w) => {
+  const hive = await up.localhost();
+  Object.assign(urls, { queen: up.url, hive: hive?.url, worker: w.url });
+  workerPid = w.pid;
+});
 
 async function scrape(tier: keyof typeof urls): Promise<Scrape> {
   const r = await getText(`${urls[tier]}/metrics`, c.auth);
@@ -118,22 +123,10 @@ const scrapeAll = async () => ({ queen: await scrape("queen"), hive: await scrap
 /** Scrapes until `check` holds (counters are bumped as jobs end, heartbeats move gauges); returns the last scrape. */
 async function until(check: (s: Awaited<ReturnType<typeof scrapeAll>>) => boolean, what: string, ms = 20_000) {
   let last = await scrapeAll();
-  await waitFor(async () => check((last = await scrapeAll())), ms, what);
+  await waitFor(what, async () => check((last = await scrapeAll())), ms);
   return last;
 }
 
-test.before(async () => {
-  if (!daemonsBuilt) return;
-  c = await startCascade({ token: TOKEN });
-  const w = await warmUp(c);
-  const hive = await c.localhost();
-  Object.assign(urls, { queen: c.url, hive: hive?.url, worker: w.url });
-  workerPid = w.pid;
-});
-
-test.after.always(async () => {
-  await c?.stop();
-});
 
 serial("every daemon serves /metrics only with the bearer token; /health stays open", async (t) => {
   for (const [tier, url] of Object.entries(urls)) {
@@ -250,6 +243,6 @@ serial("a download counts its bytes on the hive; a killed worker counts as a cra
   // The worker is gone after this, so only the hive is scraped from here on.
   process.kill(workerPid, "SIGKILL");
   let hive = await scrape("hive");
-  await waitFor(async () => val((hive = await scrape("hive")), "rbee_hive_worker_crashes_total") === val(b.hive, "rbee_hive_worker_crashes_total") + 1, 20_000, "the crash counted");
+  await waitFor("the crash counted", async () => val((hive = await scrape("hive")), "rbee_hive_worker_crashes_total") === val(b.hive, "rbee_hive_worker_crashes_total") + 1, 20_000);
   t.is(val(hive, "rbee_hive_workers", { state: "ready" }), 0);
 });

@@ -2,21 +2,14 @@
 import test from "ava";
 import OpenAI from "openai";
 import type { JobSummary } from "../../shared/protocol.js";
-import { daemonsBuilt, startCascade, warmUp, type Cascade } from "../cli/helpers/cascade.js";
-import { waitFor } from "../cli/helpers/keeper.js";
+import { daemonsBuilt } from "../_helpers/daemon.js";
+import { waitFor } from "../_helpers/wait.js";
+import { cascadeForFile } from "../cli/helpers/cascade.js";
 
 const serial = daemonsBuilt ? test.serial : test.skip;
-let c: Cascade;
 let openai: OpenAI;
-
-test.before(async () => {
-  if (!daemonsBuilt) return;
-  c = await startCascade();
-  await warmUp(c);
-  openai = new OpenAI({ baseURL: `${c.url}/v1`, apiKey: "sk-unused", maxRetries: 0, timeout: 120_000 });
-});
-test.after.always(async () => {
-  await c?.stop();
+const c = cascadeForFile({}, (up) => {
+  openai = new OpenAI({ baseURL: `${up.url}/v1`, apiKey: "sk-unused", maxRetries: 0, timeout: 120_000 });
 });
 
 serial("chat, whole and streamed, and models.list listing rbee-tiny", async (t) => {
@@ -67,14 +60,14 @@ serial("a client that goes away mid-stream cancels the job, down to the hive", a
   for await (const chunk of stream) if (chunk.choices[0]?.delta.content && ++chunks >= 3) break; // break aborts the request
   const left = Date.now();
   let job: JobSummary | undefined;
-  await waitFor(async () => (job = (await c.client.list()).find((j) => j.job_id === jobId))?.status === "cancelled", 15_000, `${jobId} cancelled (now ${job?.status})`);
+  await waitFor(() => `${jobId} cancelled (now ${job?.status})`, async () => (job = (await c.client.list()).find((j) => j.job_id === jobId))?.status === "cancelled", 15_000);
   t.log(`queen job cancelled ${Date.now() - left} ms after the client left`);
   t.is(job?.operation, "infer");
   const hive = await c.localhost();
   const hiveJobs = (await (await fetch(`${hive?.url}/v1/jobs`)).json()) as { jobs: JobSummary[] };
-  await waitFor(async () => {
+  await waitFor(`the hive's job under ${jobId} cancelled (${JSON.stringify(hiveJobs.jobs.slice(0, 3))})`, async () => {
     const own = ((await (await fetch(`${hive?.url}/v1/jobs`)).json()) as { jobs: JobSummary[] }).jobs.filter((j) => j.parent_job_id === jobId);
     return own.length > 0 && own.every((j) => j.status === "cancelled");
-  }, 15_000, `the hive's job under ${jobId} cancelled (${JSON.stringify(hiveJobs.jobs.slice(0, 3))})`);
+  }, 15_000);
   t.pass();
 });

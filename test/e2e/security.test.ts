@@ -5,25 +5,19 @@
  */
 import test from "ava";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { checkBearer } from "../../shared/job-server.js";
-import { writeTinyModel } from "../../shared/rbee-tiny.js";
-import { pidsMentioning } from "../hive/hive-helpers.js";
-import { built, filesUnder, hiveStatus, http, makeHome, runJob, spawnDaemon, startHive, startQueen, waitFor, type Teardown } from "./e2e-helpers.js";
+import { daemonsBuilt } from "../_helpers/daemon.js";
+import { http } from "../_helpers/http.js";
+import { pidsMentioning } from "../_helpers/process.js";
+import { makeHome, tinyModel } from "../_helpers/temp.js";
+import { waitFor } from "../_helpers/wait.js";
+import { filesUnder, hiveStatus, runJob, spawnDaemon, startHive, startQueen } from "./e2e-helpers.js";
 
-const run = built ? test : test.skip;
+const run = daemonsBuilt ? test : test.skip;
 const TOKEN = `rbee-test-${randomBytes(12).toString("hex")}`;
 const auth = (token = TOKEN): Record<string, string> => ({ authorization: `Bearer ${token}` });
-
-async function tinyFile(t: Teardown): Promise<string> {
-  const dir = await mkdtemp(path.join(tmpdir(), "rbee-e2e-gguf-"));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const file = path.join(dir, "tiny.gguf");
-  await writeTinyModel(file);
-  return file;
-}
 
 test("the bearer check accepts exactly the token, whatever the lengths (hashed, then compared in constant time)", (t) => {
   t.true(checkBearer(`Bearer ${TOKEN}`, TOKEN));
@@ -35,7 +29,7 @@ test("the bearer check accepts exactly the token, whatever the lengths (hashed, 
 
 run("loopback by default; an open bind without a token refuses to start, exit 2 and one line, for all three daemons", async (t) => {
   const home = await makeHome(t);
-  const model = await tinyFile(t);
+  const model = await tinyModel(t);
   const env = { RBEE_HOME: home };
   const extra = { queen: [], hive: [], worker: ["--model", model, "--device", "cpu"] } as const;
   const names = { queen: "queen-rbee", hive: "rbee-hive", worker: "llm-worker-rbee" } as const;
@@ -105,7 +99,7 @@ run("with a token: every route but /health needs it, on queen, hive and worker; 
   const local = await waitFor("the worker in status", async () => {
     const h = await hiveStatus(queen.url, "localhost", TOKEN);
     return h?.workers[0] ? h : undefined;
-  });
+  }, 30_000);
   const worker = local?.workers[0];
   t.truthy(local?.url && worker?.url, JSON.stringify(local));
   t.is((await hiveStatus(queen.url, "h1", TOKEN))?.state, "online", "heartbeats carry the token");

@@ -1,30 +1,24 @@
 import test, { type ExecutionContext } from "ava";
-import { copyFile, lstat, mkdir, mkdtemp, readFile, readlink, rm, stat, symlink, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { copyFile, lstat, mkdir, readFile, readlink, stat, symlink, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { Catalog } from "../../daemons/hive/catalog.js";
 import { RbeeError, type ErrorCode } from "../../shared/errors.js";
 import { JobRegistry } from "../../shared/job-registry.js";
 import type { Job } from "../../shared/job.js";
 import { writeTinyModel } from "../../shared/rbee-tiny.js";
+import { Cleanup } from "../_helpers/cleanup.js";
+import { tempDir } from "../_helpers/temp.js";
 
 // One small real GGUF (built with the rbee-tiny recipe) shared by every test; each test copies it.
 const SMALL = { name: "small", embeddingLength: 32, layers: 2, heads: 2, headsKv: 1, feedForwardLength: 64, contextLength: 1024 };
-let fixtureDir = "";
+const fixture = new Cleanup();
 let small = "";
 
 test.before(async () => {
-  fixtureDir = await mkdtemp(path.join(tmpdir(), "rbee-catalog-fixture-"));
-  small = path.join(fixtureDir, "small.gguf");
+  small = path.join(await tempDir(fixture, "rbee-catalog-fixture-"), "small.gguf");
   await writeTinyModel(small, SMALL);
 });
-test.after.always(() => rm(fixtureDir, { recursive: true, force: true }));
-
-async function tempDir(t: ExecutionContext): Promise<string> {
-  const dir = await mkdtemp(path.join(tmpdir(), "rbee-catalog-"));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
+test.after.always(() => fixture.run());
 
 function newJob(t: ExecutionContext): Job {
   const registry = new JobRegistry({ actor: "rbee-hive" });

@@ -5,7 +5,7 @@
 import test from "ava";
 import { spawn } from "node:child_process";
 import { CpuWatch, cpuTicks } from "../../daemons/hive/cpu-watch.js";
-import { waitFor } from "./hive-helpers.js";
+import { waitFor } from "../_helpers/wait.js";
 
 test("CpuWatch: busy while the ticks grow, not once they stop or the process is gone", (t) => {
   let ticks: number | undefined = 100;

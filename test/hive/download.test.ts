@@ -1,9 +1,8 @@
 import test, { type ExecutionContext } from "ava";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { mkdir, readFile, readdir, stat, symlink, writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { Catalog } from "../../daemons/hive/catalog.js";
 import { downloadModel } from "../../daemons/hive/download.js";
@@ -12,6 +11,8 @@ import { encodeGguf, gguf } from "../../shared/gguf/writer.js";
 import { JobRegistry } from "../../shared/job-registry.js";
 import type { Job } from "../../shared/job.js";
 import type { EventDataMap } from "../../shared/protocol.js";
+import { freePort } from "../_helpers/process.js";
+import { tempDir } from "../_helpers/temp.js";
 
 // A real 2 MiB GGUF: a llama header and one F32 tensor of deterministic values.
 const MODEL = encodeGguf({
@@ -79,8 +80,7 @@ const rangeServer: Handler = (req, res) => {
 };
 
 async function setup(t: ExecutionContext): Promise<{ dir: string; catalog: Catalog; job: Job; registry: JobRegistry }> {
-  const dir = await mkdtemp(path.join(tmpdir(), "rbee-download-"));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, "rbee-download-");
   const registry = new JobRegistry({ actor: "rbee-hive" });
   t.teardown(() => registry.dispose());
   const job = registry.create({ operation: "model_download", correlationId: "corr-test" });
@@ -289,10 +289,7 @@ test("a model already in the catalog completes at once without a request", async
 
 test("an unreachable host is DOWNLOAD_FAILED naming it", async (t) => {
   const { catalog, job } = await setup(t);
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  const port = await freePort();
   const err = await rejectsCode(t, downloadModel(job, catalog, `http://127.0.0.1:${port}/x.gguf`), "DOWNLOAD_FAILED");
   t.true(err.message.includes(`cannot reach 127.0.0.1:${port}`), err.message);
   t.regex(err.message, /ECONNREFUSED/);

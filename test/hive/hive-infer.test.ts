@@ -1,5 +1,7 @@
 import test from "ava";
-import { isAlive, listWorkers, narrations, runJob, startHive, waitFor } from "./hive-helpers.js";
+import { alive } from "../_helpers/process.js";
+import { waitFor } from "../_helpers/wait.js";
+import { listWorkers, narrations, runJob, startHive } from "./hive-helpers.js";
 
 test("infer through the hive spawns a worker, streams tokens with path [hive job, worker job], ends with usage; the next infer reuses it", async (t) => {
   const hive = await startHive(t, ["--hive-id", "hi1"]);
@@ -81,8 +83,8 @@ test("keep_alive 1: the worker is stopped a moment after its job, and its proces
   const started = performance.now();
   await waitFor("the idle worker to be stopped", async () => (await listWorkers(hive.client)).length === 0, 15_000, 200);
   t.log(`idle worker stopped ${(performance.now() - started).toFixed(0)} ms after its job ended`);
-  await waitFor("the worker process to exit", () => !isAlive(pid));
-  t.false(isAlive(pid));
+  await waitFor("the worker process to exit", () => !alive(pid));
+  t.false(alive(pid));
 });
 
 test("a worker that stops answering (SIGSTOP) is noticed within about 2 s: WORKER_CRASHED, killed, off the list", async (t) => {
@@ -103,6 +105,6 @@ test("a worker that stops answering (SIGSTOP) is noticed within about 2 s: WORKE
   t.log(`WORKER_CRASHED ${noticedMs.toFixed(0)} ms after SIGSTOP`);
   t.true(noticedMs < 15_000, `noticed after ${noticedMs} ms`);
   t.deepEqual(await listWorkers(hive.client), []);
-  await waitFor("the hung worker to be killed", () => !isAlive(victim!.pid));
-  t.false(isAlive(victim!.pid));
+  await waitFor("the hung worker to be killed", () => !alive(victim!.pid));
+  t.false(alive(victim!.pid));
 });

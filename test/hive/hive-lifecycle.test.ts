@@ -6,7 +6,11 @@ import type { AddressInfo } from "node:net";
 import { request } from "undici";
 import { binaryCommand } from "../../shared/binaries.js";
 import { VERSION } from "../../shared/version.js";
-import { isAlive, listWorkers, pidsMentioning, runJob, startHive, tempHome, waitFor } from "./hive-helpers.js";
+import type { Teardown } from "../_helpers/cleanup.js";
+import { alive, pidsMentioning } from "../_helpers/process.js";
+import { tempHome } from "../_helpers/temp.js";
+import { waitFor } from "../_helpers/wait.js";
+import { listWorkers, runJob, startHive } from "./hive-helpers.js";
 
 interface Beat {
   headers: IncomingMessage["headers"];
@@ -15,7 +19,7 @@ interface Beat {
 }
 
 /** A stand-in queen: records every heartbeat. */
-async function fakeQueen(t: { teardown(fn: () => unknown): void }, port = 0): Promise<{ url: string; beats: Beat[]; server: Server }> {
+async function fakeQueen(t: Teardown, port = 0): Promise<{ url: string; beats: Beat[]; server: Server }> {
   const beats: Beat[] = [];
   const server = createServer((req, res) => {
     let text = "";
@@ -81,12 +85,12 @@ test("SIGTERM stops every worker: no orphan processes; POST /v1/shutdown does th
   t.is(spawn.end.status, "completed", JSON.stringify(spawn.end.error));
   const [worker] = await listWorkers(hive.client);
   const before = await pidsMentioning(home);
-  t.true(before.includes(hive.proc.pid!) && before.includes(worker!.pid), `hive and worker run: ${before.join(" ")}`);
-  hive.proc.kill("SIGTERM");
+  t.true(before.includes(hive.child.pid!) && before.includes(worker!.pid), `hive and worker run: ${before.join(" ")}`);
+  hive.child.kill("SIGTERM");
   t.is(await hive.exited, 0);
   // The hive waits for its workers before exiting, so nothing is left the moment it is gone.
   t.deepEqual(await pidsMentioning(home), []);
-  t.false(isAlive(worker!.pid));
+  t.false(alive(worker!.pid));
 
   const again = await startHive(t, [], {}, home);
   const spawn2 = await runJob(again.client, { operation: "worker_spawn", model: "rbee-tiny" });
@@ -105,9 +109,9 @@ test("a hive killed with SIGKILL leaves no worker behind (the worker sees its st
   const spawn = await runJob(hive.client, { operation: "worker_spawn", model: "rbee-tiny" });
   t.is(spawn.end.status, "completed");
   const [worker] = await listWorkers(hive.client);
-  hive.proc.kill("SIGKILL");
+  hive.child.kill("SIGKILL");
   await hive.exited;
-  await waitFor("the orphaned worker to exit", () => !isAlive(worker!.pid), 15_000);
+  await waitFor("the orphaned worker to exit", () => !alive(worker!.pid), 15_000);
   t.deepEqual(await pidsMentioning(home), []);
 });
 

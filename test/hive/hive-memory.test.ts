@@ -5,7 +5,10 @@ import { resolvePaths } from "../../shared/paths.js";
 import { createHive, type Hive } from "../../daemons/hive/app.js";
 import { Devices } from "../../daemons/hive/devices.js";
 import { estimateWorkerMemory } from "../../daemons/hive/memory.js";
-import { isAlive, listWorkers, narrations, runJob, tempHome, waitFor } from "./hive-helpers.js";
+import { alive } from "../_helpers/process.js";
+import { tempHome } from "../_helpers/temp.js";
+import { waitFor } from "../_helpers/wait.js";
+import { listWorkers, narrations, runJob } from "./hive-helpers.js";
 
 const GiB = 1024 ** 3;
 
@@ -44,7 +47,7 @@ test("a worker that does not fit evicts idle workers least recently used first; 
   t.is(evict.length, 1);
   t.is(evict[0]!.target, first!.worker_id);
   t.regex(evict[0]!.human, /idle worker .* to free about \d+ MiB/);
-  await waitFor("the evicted worker to exit", () => !isAlive(first!.pid));
+  await waitFor("the evicted worker to exit", () => !alive(first!.pid));
   const [second] = await listWorkers(client);
   t.not(second!.worker_id, first!.worker_id);
 

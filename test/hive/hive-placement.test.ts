@@ -1,5 +1,4 @@
 import test from "ava";
-import { createServer, type Server } from "node:net";
 import { RbeeError } from "../../shared/errors.js";
 import { idleExpired, type IdleView } from "../../daemons/hive/idle.js";
 import { estimateFromMetadata } from "../../daemons/hive/memory.js";
@@ -7,6 +6,7 @@ import {
   availableMemory, chooseWorker, planFit, resolveDevice, resolveGpuLayers, waiting, type DeviceView, type WorkerView,
 } from "../../daemons/hive/placement.js";
 import { findFreePort, isPortFree } from "../../daemons/hive/ports.js";
+import { holdPort } from "../_helpers/process.js";
 
 const GiB = 1024 ** 3;
 const cpu: DeviceView = { id: "cpu", kind: "cpu", memory_total: 16 * GiB, memory_free: 8 * GiB };
@@ -109,10 +109,7 @@ test("memory estimate: weights + f16 KV cache shrunk by grouped-query attention 
 });
 
 test("ports: the first free one from the start, skipping taken and bound ones", async (t) => {
-  const holder: Server = createServer();
-  await new Promise<void>((r) => holder.listen(0, "127.0.0.1", r));
-  t.teardown(() => holder.close());
-  const bound = (holder.address() as { port: number }).port;
+  const bound = await holdPort(t);
   t.false(await isPortFree(bound));
   const port = await findFreePort(bound, new Set([bound + 1]));
   t.not(port, bound);

@@ -6,7 +6,10 @@ import * as path from "node:path";
 import { request } from "undici";
 import { gguf, writeGguf } from "../../shared/gguf/writer.js";
 import { ensureRbeeTiny } from "../../shared/rbee-tiny.js";
-import { dataOf, isAlive, listWorkers, narrations, pidsMentioning, runJob, startHive, tempHome, waitFor } from "./hive-helpers.js";
+import { alive, pidsMentioning } from "../_helpers/process.js";
+import { tempHome } from "../_helpers/temp.js";
+import { waitFor } from "../_helpers/wait.js";
+import { dataOf, listWorkers, narrations, runJob, startHive } from "./hive-helpers.js";
 
 interface SpawnPayload {
   worker_id: string;
@@ -26,7 +29,7 @@ test("worker_spawn starts a real worker on rbee-tiny; worker_list shows it; mode
   t.deepEqual(Object.keys(payload).sort(), ["device", "gpu_layers", "model", "pid", "total_layers", "url", "worker_id"]);
   t.regex(payload.worker_id, /^hw1-w[A-Za-z0-9]+$/);
   t.regex(payload.url, /^http:\/\/127\.0\.0\.1:\d+$/);
-  t.true(payload.pid > 0 && isAlive(payload.pid));
+  t.true(payload.pid > 0 && alive(payload.pid));
   t.is(payload.model, "rbee-tiny");
   t.is(payload.device, "cpu", "this machine has no GPU, so auto is the CPU");
   t.is(payload.gpu_layers, 0);
@@ -60,7 +63,7 @@ test("worker_spawn starts a real worker on rbee-tiny; worker_list shows it; mode
   const stop = await runJob(hive.client, { operation: "worker_stop", worker_id: payload.worker_id });
   t.is(stop.end.status, "completed");
   t.deepEqual(await listWorkers(hive.client), []);
-  await waitFor("the worker process to exit", () => !isAlive(payload.pid));
+  await waitFor("the worker process to exit", () => !alive(payload.pid));
 
   const again = await runJob(hive.client, { operation: "worker_stop", worker_id: payload.worker_id });
   t.is(again.end.error?.code, "WORKER_NOT_FOUND");
@@ -98,9 +101,9 @@ test("a model the worker cannot load ends the spawn with the worker's own error,
   t.deepEqual(await listWorkers(hive.client), []);
   const left = await waitFor("only the hive left running", async () => {
     const pids = await pidsMentioning(home);
-    return pids.every((pid) => pid === hive.proc.pid) && pids;
+    return pids.every((pid) => pid === hive.child.pid) && pids;
   });
-  t.deepEqual(left, [hive.proc.pid!]);
+  t.deepEqual(left, [hive.child.pid!]);
 });
 
 test("catalog operations answer with the contract's payloads; downloaded bytes are counted in /metrics", async (t) => {

@@ -4,17 +4,18 @@
  */
 import test from "ava";
 import { spawn } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { findOrphanWorkers, reapOrphanWorkers } from "../../daemons/hive/orphans.js";
 import { Logger } from "../../shared/log.js";
-import { isAlive, waitFor } from "./hive-helpers.js";
+import { tempHome } from "../_helpers/temp.js";
+import { waitFor } from "../_helpers/wait.js";
 
 const linux = process.platform === "linux";
 
 (linux ? test : test.skip)("a worker whose hive is alive is left alone; once its hive is SIGKILLed it is found and stopped", async (t) => {
-  const dir = await mkdtemp(path.join(tmpdir(), "rbee-orphans-"));
+  // Both stand-ins name `dir` on their command lines: its teardown kills them.
+  const dir = await tempHome(t, "rbee-orphans-");
   const stateDir = path.join(dir, "state");
   await mkdir(path.join(dir, "hive"), { recursive: true });
   await mkdir(stateDir);
@@ -30,10 +31,6 @@ const linux = process.platform === "linux";
   const hive = spawn(process.execPath, [fakeHive], { stdio: "ignore" });
   const exited = new Promise((r) => hive.once("exit", r));
   const workerPid = await waitFor("the stand-in worker", async () => Number(await readFile(pidFile, "utf8").catch(() => "")) || 0);
-  t.teardown(async () => {
-    for (const pid of [hive.pid ?? 0, workerPid]) if (pid && isAlive(pid)) process.kill(pid, "SIGKILL");
-    await rm(dir, { recursive: true, force: true });
-  });
   await waitFor("its command line", async () => (await readFile(`/proc/${workerPid}/cmdline`, "utf8")).includes("--worker-id"));
 
   t.deepEqual(await findOrphanWorkers("h9", stateDir), [], "its hive lives");

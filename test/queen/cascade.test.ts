@@ -1,11 +1,15 @@
 import test from "ava";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, readdir, writeFile } from "node:fs/promises";
+import { readFile, readdir } from "node:fs/promises";
 import * as path from "node:path";
 import { JobClient } from "../../shared/job-client.js";
 import type { JobEvent, JobSummary } from "../../shared/protocol.js";
 import type { HiveStatus } from "../../daemons/queen/hive-registry.js";
-import { alive, dist, getJson, narrations, payload, runJob, startQueen, tempHome, waitFor, type Daemon } from "./helpers.js";
+import { dist, type Daemon } from "../_helpers/daemon.js";
+import { alive } from "../_helpers/process.js";
+import { makeHome } from "../_helpers/temp.js";
+import { waitFor } from "../_helpers/wait.js";
+import { getJson, narrations, payload, runJob, startQueen } from "./helpers.js";
 
 const built = existsSync(dist("hive")) && existsSync(dist("worker"));
 
@@ -15,9 +19,7 @@ async function localhost(queen: Daemon): Promise<HiveStatus | undefined> {
 }
 
 (built ? test : test.skip)("real queen -> hive -> worker: auto-start, path of 3, one correlation id, worker reuse, cancel, stop", async (t) => {
-  const home = await tempHome(t);
-  await mkdir(path.join(home, "config"), { recursive: true });
-  await writeFile(path.join(home, "config", "hives.conf"), "Host localhost\n  HivePort 0\n");
+  const home = await makeHome(t, { prefix: "rbee-queen-" });
   const stateDir = path.join(home, "state");
   const queen = await startQueen(t, home, ["--log-file", path.join(stateDir, "queen-rbee.log")]);
   const seen = new Set<number>();
@@ -30,7 +32,9 @@ async function localhost(queen: Daemon): Promise<HiveStatus | undefined> {
     }
     for (const w of seen) if (alive(w)) process.kill(w, "SIGKILL");
   });
-  t.is((await readFile(path.join(stateDir, "queen-rbee.pid"), "utf8")).trim(), String(queen.child.pid));
+  // The queen writes its pid file just after its `listening` line.
+  const pidFile = await waitFor("the queen's pid file", () => readFile(path.join(stateDir, "queen-rbee.pid"), "utf8").catch(() => ""));
+  t.is(pidFile.trim(), String(queen.child.pid));
 
   // 1. A fresh machine: no hive runs; the first infer starts localhost, which spawns a worker.
   const corr = "corr-cascade-test-1";
@@ -60,7 +64,7 @@ async function localhost(queen: Daemon): Promise<HiveStatus | undefined> {
   const withWorker = await waitFor("a ready worker in status", async () => {
     const s = await localhost(queen);
     return s?.workers.some((w) => w.state === "ready") ? s : undefined;
-  });
+  }, 30_000);
   const worker = withWorker.workers[0]!;
   seen.add(Number(worker.pid));
   const second = await runJob(queen.url, { operation: "infer", prompt: "again", max_tokens: 3 });
@@ -103,7 +107,7 @@ async function localhost(queen: Daemon): Promise<HiveStatus | undefined> {
   const s = await waitFor("the new worker in status", async () => {
     const h = await localhost(queen);
     return h?.workers[0] ? h : undefined;
-  });
+  }, 30_000);
   const hive2 = Number((await readFile(path.join(stateDir, "rbee-hive-localhost.pid"), "utf8")).trim());
   const worker2 = Number(s.workers[0]!.pid);
   seen.add(worker2);

@@ -1,67 +1,12 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import * as path from "node:path";
-import { fileURLToPath } from "node:url";
-import { request } from "undici";
 import { JobClient } from "../../shared/job-client.js";
 import type { EndData, JobEvent } from "../../shared/protocol.js";
+import type { Teardown } from "../_helpers/cleanup.js";
+import { daemonEnv, dist, startDaemon, type Daemon } from "../_helpers/daemon.js";
+import { http } from "../_helpers/http.js";
 
-export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-export const dist = (name: "queen" | "hive" | "worker"): string => path.join(ROOT, "dist", "daemons", name, "main.js");
-
-interface Teardown {
-  teardown(fn: () => unknown): void;
-}
-
-export async function tempHome(t: Teardown, prefix = "rbee-queen-"): Promise<string> {
-  const dir = await mkdtemp(path.join(tmpdir(), prefix));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-/** Polls `predicate` until it returns a truthy value, or throws after `ms`. */
-export async function waitFor<T>(what: string, predicate: () => T | Promise<T>, ms = 30_000, every = 50): Promise<NonNullable<Awaited<T>>> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await predicate();
-    if (v) return v as NonNullable<Awaited<T>>;
-    if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, every));
-  }
-}
-
-export interface Daemon {
-  url: string;
-  child: ChildProcess;
-  output: () => string;
-  stop: (signal?: NodeJS.Signals) => Promise<number | null>;
-}
-
-/** Starts a built binary with `--port 0`, returns at its `listening <url>` line; stopped at teardown. */
-export async function startDaemon(t: Teardown, entry: string, args: string[], env: NodeJS.ProcessEnv): Promise<Daemon> {
-  const child = spawn(process.execPath, [entry, "--port", "0", ...args], { env: { ...process.env, RBEE_TOKEN: "", ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-  child.stderr.on("data", (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
-  const stop = async (signal: NodeJS.Signals = "SIGTERM"): Promise<number | null> => {
-    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-    const t = setTimeout(() => child.kill("SIGKILL"), 15_000);
-    const code = await exited;
-    clearTimeout(t);
-    return code;
-  };
-  t.teardown(() => stop());
-  const url = await waitFor(`${path.basename(path.dirname(entry))} to listen (output: ${out})`, () => {
-    if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode}: ${out}`);
-    return /^listening (\S+)$/m.exec(out)?.[1];
-  }, 30_000);
-  return { url, child, output: () => out, stop };
-}
-
+/** The built queen on port 0 (later `--port` in `args` wins) under `home`; stopped at teardown. */
 export const startQueen = (t: Teardown, home: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Daemon> =>
-  startDaemon(t, dist("queen"), args, { RBEE_HOME: home, ...env });
+  startDaemon(t, [process.execPath, dist("queen"), "--port", "0", ...args], { env: daemonEnv({ RBEE_HOME: home, ...env }), deadlineMs: 30_000 });
 
 export interface RunResult {
   jobId: string;
@@ -95,31 +40,10 @@ export const narrations = (r: RunResult): string[] =>
   r.events.flatMap((e) => (e.event === "narration" ? [`${e.data.action}: ${e.data.human}`] : []));
 
 export async function postJson(url: string, body: unknown, token?: string): Promise<{ status: number; body: unknown }> {
-  const res = await request(url, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: typeof body === "string" ? body : JSON.stringify(body),
-  });
-  const text = await res.body.text();
-  let parsed: unknown = text;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    // not JSON
-  }
-  return { status: res.statusCode, body: parsed };
+  const r = await http(url, { method: "POST", body, headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) } });
+  return { status: r.status, body: r.json === undefined ? r.text : r.json };
 }
 
 export async function getJson<T>(url: string, token?: string): Promise<T> {
-  const res = await request(url, { headers: token ? { authorization: `Bearer ${token}` } : {} });
-  return (await res.body.json()) as T;
-}
-
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
+  return (await http(url, { headers: token ? { authorization: `Bearer ${token}` } : {} })).json as T;
 }

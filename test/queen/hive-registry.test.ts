@@ -1,14 +1,14 @@
 import test from "ava";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import type { Heartbeat } from "../../daemons/queen/heartbeat.js";
 import { DEFAULT_BEAT_MS, HiveRegistry } from "../../daemons/queen/hive-registry.js";
 import { Inflight } from "../../daemons/queen/inflight.js";
+import type { Teardown } from "../_helpers/cleanup.js";
+import { tempDir } from "../_helpers/temp.js";
 
-async function registry(t: { teardown(fn: () => unknown): void }, conf = ""): Promise<{ reg: HiveRegistry; clock: { ms: number }; changes: string[] }> {
-  const dir = await mkdtemp(path.join(tmpdir(), "rbee-reg-"));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+async function registry(t: Teardown, conf = ""): Promise<{ reg: HiveRegistry; clock: { ms: number }; changes: string[] }> {
+  const dir = await tempDir(t, "rbee-reg-");
   await writeFile(path.join(dir, "hives.conf"), conf);
   const clock = { ms: 1_000_000 };
   const changes: string[] = [];

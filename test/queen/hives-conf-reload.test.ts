@@ -1,13 +1,12 @@
 /** The queen's hive registry and hives.conf edits made while the queen runs. */
 import test from "ava";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { rm, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { HiveRegistry } from "../../daemons/queen/hive-registry.js";
+import { tempDir } from "../_helpers/temp.js";
 
 test("the hive registry re-reads hives.conf whenever it changes (it skips the read while it does not)", async (t) => {
-  const dir = await mkdtemp(path.join(tmpdir(), "rbee-conf-"));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, "rbee-conf-");
   const file = path.join(dir, "hives.conf");
   await writeFile(file, "Host a1\n  HostName 10.0.0.1\n");
   const reg = new HiveRegistry({ hivesConf: file, timeoutBeats: 3 });

@@ -2,10 +2,11 @@ import test from "ava";
 import { spawnSync } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import * as path from "node:path";
-import { ROOT, dist, tempHome } from "./helpers.js";
+import { ROOT, daemonEnv, dist } from "../_helpers/daemon.js";
+import { makeHome, tempHome } from "../_helpers/temp.js";
 
 const queen = (args: string[], env: NodeJS.ProcessEnv = {}) =>
-  spawnSync(process.execPath, [dist("queen"), ...args], { env: { ...process.env, RBEE_TOKEN: "", ...env }, encoding: "utf8", timeout: 30_000 });
+  spawnSync(process.execPath, [dist("queen"), ...args], { env: daemonEnv(env), encoding: "utf8", timeout: 30_000 });
 
 test("--help lists every flag, and the man page documents each of them", async (t) => {
   const r = queen(["--help"]);
@@ -37,10 +38,7 @@ test("usage errors exit 2 with one line naming the problem", async (t) => {
 });
 
 test("a broken hives.conf stops the start with the file and line", async (t) => {
-  const home = await tempHome(t);
-  const { mkdir, writeFile } = await import("node:fs/promises");
-  await mkdir(path.join(home, "config"), { recursive: true });
-  await writeFile(path.join(home, "config", "hives.conf"), "Host ok\n  HivePort lots\n");
+  const home = await makeHome(t, { hivesConf: "Host ok\n  HivePort lots\n" });
   const r = queen(["--port", "0"], { RBEE_HOME: home });
   t.is(r.status, 2);
   t.regex(r.stderr, /hives\.conf:2: HivePort/);

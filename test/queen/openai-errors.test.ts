@@ -1,6 +1,7 @@
 import test from "ava";
 import { APIError, BadRequestError, NotFoundError } from "openai";
-import { postRaw, startFixture, waitFor } from "./openai-fixture.js";
+import { waitFor } from "../_helpers/wait.js";
+import { postRaw, startFixture } from "./openai-fixture.js";
 
 const user = (content: string) => [{ role: "user" as const, content }];
 
@@ -104,7 +105,7 @@ test("a client that disconnects mid-stream cancels the job", async (t) => {
     if (seen === 3) ac.abort();
   }
   t.is(seen, 3);
-  t.true(await waitFor(() => server.registry.get(jobId)?.status === "cancelled"), `job status ${server.registry.get(jobId)?.status}`);
+  await waitFor(() => `${jobId} cancelled (job status ${server.registry.get(jobId)?.status})`, () => server.registry.get(jobId)?.status === "cancelled", 10_000);
   t.true(aborted.has(jobId), "the handler saw its signal abort");
 });
 
@@ -112,10 +113,10 @@ test("a client that disconnects while waiting for a whole answer cancels the job
   const { client, server, aborted } = await startFixture(t);
   const ac = new AbortController();
   const pending = client.chat.completions.create({ model: "rbee-tiny", messages: user("slow") }, { signal: ac.signal });
-  t.true(await waitFor(() => server.registry.list().some((j) => j.status === "running")));
+  await waitFor("a running job", () => server.registry.list().some((j) => j.status === "running"), 10_000);
   const jobId = server.registry.list()[0]?.job_id ?? "";
   ac.abort();
   await t.throwsAsync(pending);
-  t.true(await waitFor(() => server.registry.get(jobId)?.status === "cancelled"));
+  await waitFor(`${jobId} cancelled`, () => server.registry.get(jobId)?.status === "cancelled", 10_000);
   t.true(aborted.has(jobId));
 });

@@ -6,6 +6,7 @@ import { JobServer } from "../../shared/job-server.js";
 import { Logger } from "../../shared/log.js";
 import type { EmbedOperation, InferOperation } from "../../shared/protocol.js";
 import { mountOpenAi, type OpenAiModel } from "../../daemons/queen/openai.js";
+import type { Teardown } from "../_helpers/cleanup.js";
 
 /**
  * A real JobServer on port 0 with the OpenAI routes mounted and fake `infer`/`embed` handlers, driven by
@@ -69,7 +70,7 @@ async function fakeEmbed(op: EmbedOperation, job: Job) {
   job.data("embed", { embeddings: op.input.map((s) => VECTORS[s] ?? [0]), usage: { prompt_tokens: op.input.length * 2 } });
 }
 
-export async function startFixture(t: { teardown(fn: () => unknown): void }): Promise<Fixture> {
+export async function startFixture(t: Teardown): Promise<Fixture> {
   const ops = new Map<string, InferOperation | EmbedOperation>();
   const aborted = new Set<string>();
   let release = (): void => {};
@@ -89,16 +90,6 @@ export async function startFixture(t: { teardown(fn: () => unknown): void }): Pr
   t.teardown(() => (release(), server.close()));
   const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: "x", maxRetries: 0, timeout: 20_000 });
   return { url, server, client, ops, aborted, release };
-}
-
-/** Polls a predicate until it holds or the deadline passes. */
-export async function waitFor(predicate: () => boolean, deadlineMs = 10_000): Promise<boolean> {
-  const until = Date.now() + deadlineMs;
-  while (Date.now() < until) {
-    if (predicate()) return true;
-    await sleep(20);
-  }
-  return predicate();
 }
 
 export async function postRaw(url: string, path: string, body: unknown): Promise<{ status: number; headers: Headers; text: string }> {

@@ -2,8 +2,12 @@ import test from "ava";
 import { mkdir, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import type { HiveListEntry, HiveStatus } from "../../daemons/queen/hive-registry.js";
+import type { Teardown } from "../_helpers/cleanup.js";
+import type { Daemon } from "../_helpers/daemon.js";
+import { tempHome } from "../_helpers/temp.js";
+import { waitFor } from "../_helpers/wait.js";
 import { FakeHive } from "./fake-hive.js";
-import { getJson, payload, postJson, runJob, startQueen, tempHome, waitFor, type Daemon } from "./helpers.js";
+import { getJson, payload, postJson, runJob, startQueen } from "./helpers.js";
 
 const GiB = 1024 ** 3;
 
@@ -12,7 +16,7 @@ async function hiveState(queen: Daemon, hiveId: string): Promise<HiveStatus | un
   return payload<{ hives: HiveStatus[] }>(r, "status").hives.find((h) => h.hive_id === hiveId);
 }
 
-async function fakeHive(t: { teardown(fn: () => unknown): void }, queen: Daemon, hiveId: string, extra: Partial<ConstructorParameters<typeof FakeHive>[0]> = {}): Promise<FakeHive> {
+async function fakeHive(t: Teardown, queen: Daemon, hiveId: string, extra: Partial<ConstructorParameters<typeof FakeHive>[0]> = {}): Promise<FakeHive> {
   const hive = await new FakeHive({ queenUrl: queen.url, hiveId, intervalMs: 100, ...extra }).listen();
   t.teardown(() => hive.close());
   return hive;
@@ -29,7 +33,7 @@ test("a hive is online while it beats, offline after 3 missed beats, and online 
   const online = await waitFor("fake1 online", async () => {
     const s = await hiveState(queen, "fake1");
     return s?.state === "online" && hive.beats >= 4 ? s : undefined;
-  });
+  }, 30_000);
   t.is(online.url, hive.url);
   t.is(online.devices.length, 1);
   t.deepEqual(online.models.map((m) => m.id), ["rbee-tiny"]);
@@ -74,7 +78,7 @@ test("hive operations are forwarded to the hive named by hive_id: one stream, on
   const queen = await startQueen(t, home);
   const hive = await fakeHive(t, queen, "fake2", { workers: [{ worker_id: "w-1", model: "m", state: "ready" }] });
   hive.startBeats();
-  await waitFor("fake2 online", async () => (await hiveState(queen, "fake2"))?.state === "online");
+  await waitFor("fake2 online", async () => (await hiveState(queen, "fake2"))?.state === "online", 30_000);
   const r = await runJob(queen.url, { operation: "worker_list", hive_id: "fake2" }, { correlationId: "corr-forward-1" });
   t.is(r.end.status, "completed");
   t.is(r.correlationId, "corr-forward-1");
@@ -95,7 +99,7 @@ test("infer through a fake hive: placement is narrated, tokens nest, and DELETE 
     workers: [{ worker_id: "w-7", model: "rbee-tiny", state: "ready", parallel: 2, busy_slots: 0 }],
   });
   hive.startBeats();
-  await waitFor("fake3 online", async () => (await hiveState(queen, "fake3"))?.state === "online");
+  await waitFor("fake3 online", async () => (await hiveState(queen, "fake3"))?.state === "online", 30_000);
   const r = await runJob(queen.url, { operation: "infer", prompt: "hi", max_tokens: 3 });
   t.is(r.end.status, "completed");
   t.is(r.end.finish_reason, "length");

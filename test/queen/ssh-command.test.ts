@@ -1,11 +1,12 @@
 import test from "ava";
 import { execFile, spawn } from "node:child_process";
-import { chmod, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, readFile, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import type { HiveConfig } from "../../shared/hives-conf.js";
 import { remoteStartScript, shellQuote, sshArgs, sshFailure, sshHint } from "../../daemons/queen/ssh.js";
+import { tempDir } from "../_helpers/temp.js";
 
 const run = promisify(execFile);
 
@@ -36,8 +37,7 @@ test("sshArgs: batch mode, bounded connect, accept-new, port, key, user@host, th
 });
 
 test("the remote start script takes the token on stdin into a 0600 file and keeps it out of argv", async (t) => {
-  const dir = await mkdtemp(path.join(tmpdir(), "rbee-ssh-script-"));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, "rbee-ssh-script-");
   const record = path.join(dir, "argv.txt");
   const fake = path.join(dir, "fake hive");
   // A stand-in rbee-hive: records its arguments and environment, then stays up like a daemon.

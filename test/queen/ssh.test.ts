@@ -1,27 +1,19 @@
 import test from "ava";
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { chmod, mkdir, readFile, stat, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { userInfo } from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import type { HiveStatus } from "../../daemons/queen/hive-registry.js";
-import { alive, dist, narrations, payload, runJob, startQueen, tempHome, waitFor } from "./helpers.js";
+import { dist, startDaemon } from "../_helpers/daemon.js";
+import { alive, freePort } from "../_helpers/process.js";
+import { tempHome } from "../_helpers/temp.js";
+import { waitFor } from "../_helpers/wait.js";
+import { narrations, payload, runJob, startQueen } from "./helpers.js";
 
 const run = promisify(execFile);
 const SSHD = "/usr/sbin/sshd";
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const skipWhy = !existsSync(SSHD) ? `${SSHD} is missing (apt-get install openssh-server)` : !existsSync("/usr/bin/ssh") && !existsSync("/bin/ssh") ? "the ssh client is missing" : undefined;
 
@@ -55,14 +47,7 @@ if (skipWhy) {
     const forget = () => run("ssh-keygen", ["-R", `[127.0.0.1]:${sshPort}`]).catch(() => undefined);
     await forget();
     t.teardown(forget);
-    const sshd = spawn(SSHD, ["-D", "-e", "-f", path.join(dir, "sshd_config")], { stdio: ["ignore", "ignore", "pipe"] });
-    let sshdLog = "";
-    sshd.stderr.on("data", (d: Buffer) => (sshdLog += d.toString()));
-    t.teardown(() => void sshd.kill());
-    await waitFor(`sshd to listen (${sshdLog})`, () => {
-      if (sshd.exitCode !== null) throw new Error(`sshd exited: ${sshdLog}`);
-      return /Server listening/.test(sshdLog);
-    }, 15_000);
+    const sshd = await startDaemon(t, [SSHD, "-D", "-e", "-f", path.join(dir, "sshd_config")], { ready: /Server listening on (\S+)/, deadlineMs: 15_000 });
 
     // The remote side runs rbee-hive from this checkout through a wrapper, as BinaryPath names it.
     const wrapper = path.join(dir, "rbee-hive");
@@ -88,7 +73,7 @@ if (skipWhy) {
     t.regex(bad.end.error?.message ?? "", /IdentityFile/);
 
     const started = await runJob(queen.url, { operation: "hive_start", hive_id: "sshhive" });
-    t.is(started.end.status, "completed", `${JSON.stringify(started.end)} ${narrations(started).join(" | ")} ${sshdLog}`);
+    t.is(started.end.status, "completed", `${JSON.stringify(started.end)} ${narrations(started).join(" | ")} ${sshd.output()}`);
     t.true(narrations(started).some((n) => /over SSH/.test(n)));
     const token = (await readFile(path.join(queenHome, "config", "token"), "utf8")).trim();
     t.true(token.length >= 32);

@@ -1,7 +1,6 @@
 import test from "ava";
 import { createHash } from "node:crypto";
-import { mkdtemp, open, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { open, readFile, readdir, stat, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { getLlama, LlamaChatSession, LlamaCompletion, LlamaLogLevel, resolveChatWrapper, type Llama } from "node-llama-cpp";
 import {
@@ -30,26 +29,20 @@ import {
   tinyVocabulary,
   writeTinyModel,
 } from "../../shared/rbee-tiny.js";
+import { Cleanup } from "../_helpers/cleanup.js";
+import { tempDir } from "../_helpers/temp.js";
 
 // Pinned so a change of recipe (or a platform that computes weights differently) is noticed: bump RBEE_TINY_VERSION.
 const RBEE_TINY_SHA256 = "a40f95dc0f0b1d5c0512b5f1d6c0cbca4ee90b25cfabf5f6e136ee5737d58b1e";
 
-async function tempDir(t: { teardown(fn: () => unknown): void }): Promise<string> {
-  const dir = await mkdtemp(path.join(tmpdir(), "rbee-gguf-"));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
 const sha256 = async (file: string): Promise<string> => createHash("sha256").update(await readFile(file)).digest("hex");
 
-// One rbee-tiny for the tests that only read it.
+// One rbee-tiny for the tests that only read it, removed after the last test.
+const tinyDir = new Cleanup();
+test.after.always(() => tinyDir.run());
 let tinyPath: Promise<string> | undefined;
 function sharedTiny(): Promise<string> {
-  tinyPath ??= (async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), "rbee-tiny-"));
-    process.once("exit", () => void rm(dir, { recursive: true, force: true }));
-    return ensureRbeeTiny(dir);
-  })();
+  tinyPath ??= (async () => ensureRbeeTiny(await tempDir(tinyDir, "rbee-tiny-")))();
   return tinyPath;
 }
 

@@ -1,6 +1,6 @@
 import test from "ava";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { homedir, tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
+import { homedir } from "node:os";
 import * as path from "node:path";
 import {
   DEFAULT_HIVE_PORT,
@@ -11,6 +11,7 @@ import {
   loadHivesConf,
   parseHivesConf,
 } from "../../shared/hives-conf.js";
+import { tempDir } from "../_helpers/temp.js";
 
 const FILE = "/home/u/.config/rbee/hives.conf";
 
@@ -196,8 +197,7 @@ test("line numbers count CRLF lines and skip a byte-order mark", (t) => {
 });
 
 test("loadHivesConf reads a file, names it in errors, and treats a missing file as empty", async (t) => {
-  const dir = await mkdtemp(path.join(tmpdir(), "rbee-hives-conf-"));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, "rbee-hives-conf-");
 
   t.deepEqual(await loadHivesConf(path.join(dir, "missing.conf")), []);
 

@@ -5,44 +5,16 @@ import { request } from "undici";
 import { RbeeError, type ErrorCode } from "../../shared/errors.js";
 import { Job } from "../../shared/job.js";
 import { JobClient, follow, forward } from "../../shared/job-client.js";
-import { JobServer, type JobServerOptions, type OperationHandlers } from "../../shared/job-server.js";
-import { Logger } from "../../shared/log.js";
-import type { InferOperation, JobEvent, JobSummary, OperationName } from "../../shared/protocol.js";
+import type { OperationHandlers } from "../../shared/job-server.js";
+import type { InferOperation, JobEvent, JobSummary } from "../../shared/protocol.js";
 import { parseEventStream } from "../../shared/sse.js";
+import { gate, startJobServer, untilCancelled } from "../_helpers/jobs.js";
+import { freePort } from "../_helpers/process.js";
+import { waitFor } from "../_helpers/wait.js";
 
 // ---- helpers -----------------------------------------------------------------------------------
 
-async function start<N extends OperationName>(
-  t: ExecutionContext,
-  service: JobServerOptions<N>["service"],
-  operations: OperationHandlers<N>,
-): Promise<{ server: JobServer<N>; url: string }> {
-  const server = new JobServer<N>({ service, version: "1.0.0", operations, info: () => ({}), logger: new Logger(service, null, "/dev/null") });
-  const url = await server.listen(0);
-  t.teardown(() => server.close(200));
-  return { server, url };
-}
-
-async function waitFor(what: string, predicate: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-function gate(): { wait: Promise<void>; open: () => void } {
-  let open = (): void => {};
-  const wait = new Promise<void>((r) => (open = r));
-  return { wait, open };
-}
 const gates = new Map<string, ReturnType<typeof gate>>();
-
-const untilCancelled = (job: Job): Promise<never> =>
-  new Promise((_, reject) => {
-    if (job.signal.aborted) reject(job.signal.reason);
-    job.signal.addEventListener("abort", () => reject(job.signal.reason), { once: true });
-  });
 
 /** The downstream daemon (a worker): what it does depends on the prompt. */
 const worker = (): OperationHandlers<"infer"> => ({
@@ -87,19 +59,11 @@ async function jobs(url: string): Promise<JobSummary[]> {
 const endOf = (list: JobEvent[]): Record<string, unknown> => (list.at(-1)?.event === "end" ? (list.at(-1)?.data as unknown as Record<string, unknown>) : {});
 
 async function pair(t: ExecutionContext, target?: (downUrl: string) => Promise<string>): Promise<{ up: string; down: string; created: string[] }> {
-  const down = (await start(t, "llm-worker-rbee", worker())).url;
+  const down = (await startJobServer(t, worker(), { service: "llm-worker-rbee" })).url;
   const created: string[] = [];
   const client = new JobClient(target ? await target(down) : down, { unreachableCode: "WORKER_CRASHED", label: "the worker" });
-  const up = (await start(t, "rbee-hive", forwarder(client, created))).url;
+  const up = (await startJobServer(t, forwarder(client, created), { service: "rbee-hive" })).url;
   return { up, down, created };
-}
-
-async function closedPort(): Promise<number> {
-  const s = createNetServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 // ---- forwarding ------------------------------------------------------------------------------------
@@ -246,10 +210,10 @@ test("a connection dropped mid-stream is resumed with Last-Event-ID, without los
 });
 
 test("an unreachable downstream ends the job with the configured code", async (t) => {
-  const port = await closedPort();
+  const port = await freePort();
   for (const [code, expected] of [["WORKER_CRASHED", "WORKER_CRASHED"], [undefined, "HIVE_UNREACHABLE"]] as const) {
     const client = new JobClient(`http://127.0.0.1:${port}`, code ? { unreachableCode: code as ErrorCode } : {});
-    const { url } = await start(t, "queen-rbee", forwarder(client));
+    const { url } = await startJobServer(t, forwarder(client), { service: "queen-rbee" });
     const job = await post(url, { operation: "infer", prompt: "x" });
     const list = await events(url, job.job_id);
     const end = endOf(list) as { status: string; error: { code: string; message: string } };
@@ -287,7 +251,7 @@ test("stream() gives up on a daemon that keeps hanging up, backing off between t
 });
 
 test("stream() of a daemon that went away gives up with the unreachable code", async (t) => {
-  const client = new JobClient(`http://127.0.0.1:${await closedPort()}`, { unreachableCode: "WORKER_CRASHED" });
+  const client = new JobClient(`http://127.0.0.1:${await freePort()}`, { unreachableCode: "WORKER_CRASHED" });
   const err = await t.throwsAsync(async () => {
     for await (const _ of client.stream("job-gone", { reconnects: 1 })) t.fail("no event expected");
   });
@@ -295,7 +259,7 @@ test("stream() of a daemon that went away gives up with the unreachable code", a
 });
 
 test("client calls turn error bodies into RbeeErrors with the daemon's code", async (t) => {
-  const { url } = await start(t, "llm-worker-rbee", worker());
+  const { url } = await startJobServer(t, worker(), { service: "llm-worker-rbee" });
   const client = new JobClient(`${url}/`);
   const bad = await t.throwsAsync(client.create({ operation: "infer", prompt: "x", temperature: 9 }));
   t.is((bad as RbeeError).code, "INVALID_REQUEST");
@@ -316,7 +280,7 @@ test("client calls turn error bodies into RbeeErrors with the daemon's code", as
 });
 
 test("follow() stops at once with the reason of its abort signal", async (t) => {
-  const { url } = await start(t, "llm-worker-rbee", worker());
+  const { url } = await startJobServer(t, worker(), { service: "llm-worker-rbee" });
   const client = new JobClient(url);
   const created = await client.create({ operation: "infer", prompt: "wait" });
   const job = new Job({ id: "job-follower1", operation: "infer", correlationId: "corr-f", actor: "rbee-hive" });

@@ -1,72 +1,27 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
-import { tmpdir } from "node:os";
 import { Readable } from "node:stream";
 import test, { type ExecutionContext } from "ava";
-import { request } from "undici";
 import { CancelledError, RbeeError } from "../../shared/errors.js";
 import { Job } from "../../shared/job.js";
 import { JobRegistry } from "../../shared/job-registry.js";
-import { JobServer, MAX_BODY_BYTES, type JobServerOptions, type OperationHandlers } from "../../shared/job-server.js";
+import { JobServer, MAX_BODY_BYTES } from "../../shared/job-server.js";
 import { Logger } from "../../shared/log.js";
-import { JOB_ID_PATTERN, type JobEvent, type JobSummary, type OperationName } from "../../shared/protocol.js";
+import { JOB_ID_PATTERN, type JobEvent, type JobSummary } from "../../shared/protocol.js";
 import { createJobEventParser } from "../../shared/sse.js";
+import { http, type Raw } from "../_helpers/http.js";
+import { gate, startJobServer, untilCancelled } from "../_helpers/jobs.js";
+import { tempDir } from "../_helpers/temp.js";
+import { waitFor } from "../_helpers/wait.js";
 
 // ---- helpers -----------------------------------------------------------------------------------
 
 const quiet = (): Logger => new Logger("llm-worker-rbee", null, "/dev/null");
 
-async function start<N extends OperationName>(
-  t: ExecutionContext,
-  operations: OperationHandlers<N>,
-  extra: Partial<JobServerOptions<N>> = {},
-): Promise<{ server: JobServer<N>; url: string }> {
-  const server = new JobServer<N>({ service: "llm-worker-rbee", version: "1.2.3", operations, info: () => ({ ok: true }), logger: quiet(), ...extra });
-  const url = await server.listen(0);
-  t.teardown(() => server.close(200));
-  return { server, url };
-}
-
-interface Answer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  text: string;
-  json: any;
-}
-async function call(url: string, method: "GET" | "POST" | "DELETE", path: string, init: { body?: string | Readable; headers?: Record<string, string> } = {}): Promise<Answer> {
-  const res = await request(`${url}${path}`, { method, headers: init.headers ?? {}, ...(init.body !== undefined ? { body: init.body } : {}) });
-  const text = await res.body.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.statusCode, headers: res.headers, text, json };
-}
-const post = (url: string, op: unknown, headers: Record<string, string> = {}): Promise<Answer> =>
+const call = (url: string, method: "GET" | "POST" | "DELETE", path: string, init: { body?: string | Readable; headers?: Record<string, string> } = {}): Promise<Raw> =>
+  http(`${url}${path}`, { method, ...init });
+const post = (url: string, op: unknown, headers: Record<string, string> = {}): Promise<Raw> =>
   call(url, "POST", "/v1/jobs", { body: JSON.stringify(op), headers: { "content-type": "application/json", ...headers } });
-
-async function waitFor(what: string, predicate: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-function gate(): { wait: Promise<void>; open: () => void } {
-  let open = (): void => {};
-  const wait = new Promise<void>((r) => (open = r));
-  return { wait, open };
-}
-
-/** Rejects with the job's cancel reason once it is cancelled: a handler that unwinds promptly. */
-const untilCancelled = (job: Job): Promise<never> =>
-  new Promise((_, reject) => {
-    if (job.signal.aborted) reject(job.signal.reason);
-    job.signal.addEventListener("abort", () => reject(job.signal.reason), { once: true });
-  });
 
 /** A live SSE reader over a raw socket, so a test can hang up mid-stream. */
 interface Reader {
@@ -120,13 +75,13 @@ const statusOp = async (_op: unknown, job: Job): Promise<void> => {
 
 const jobStatus = async (url: string, id: string): Promise<JobSummary | undefined> =>
   ((await call(url, "GET", "/v1/jobs")).json as { jobs: JobSummary[] }).jobs.find((j) => j.job_id === id);
-const waitEnded = (url: string, id: string): Promise<void> =>
+const waitEnded = (url: string, id: string) =>
   waitFor(`${id} to end`, async () => (await jobStatus(url, id))?.finished_at !== null);
 
 // ---- creating jobs ---------------------------------------------------------------------------------
 
 test("POST /v1/jobs answers 201 with the job id, its sse_url and a generated correlation id", async (t) => {
-  const { url } = await start(t, { status: statusOp });
+  const { url } = await startJobServer(t, { status: statusOp });
   const res = await post(url, { operation: "status" });
   t.is(res.status, 201);
   t.deepEqual(Object.keys(res.json).sort(), ["job_id", "sse_url"]);
@@ -140,7 +95,7 @@ test("POST /v1/jobs answers 201 with the job id, its sse_url and a generated cor
 });
 
 test("the body is parsed as JSON whatever the Content-Type says", async (t) => {
-  const { url } = await start(t, { status: statusOp });
+  const { url } = await startJobServer(t, { status: statusOp });
   const body = '{"operation":"status"}';
   for (const type of ["application/x-www-form-urlencoded", "text/plain", "application/octet-stream", undefined]) {
     const res = await call(url, "POST", "/v1/jobs", { body, headers: type ? { "content-type": type } : {} });
@@ -150,7 +105,7 @@ test("the body is parsed as JSON whatever the Content-Type says", async (t) => {
 });
 
 test("bad bodies are refused before any job exists, with the contract's error body", async (t) => {
-  const { url } = await start(t, { status: statusOp, infer: statusOp });
+  const { url } = await startJobServer(t, { status: statusOp, infer: statusOp });
   const cases: [string, number, string, string][] = [
     ["{", 400, "INVALID_JSON", ""],
     ["", 400, "INVALID_JSON", ""],
@@ -175,7 +130,7 @@ test("bad bodies are refused before any job exists, with the contract's error bo
 });
 
 test("a body over 1 MiB is 413 PAYLOAD_TOO_LARGE, declared or streamed; exactly 1 MiB is fine", async (t) => {
-  const { url } = await start(t, { status: statusOp });
+  const { url } = await startJobServer(t, { status: statusOp });
   const head = '{"operation":"status","pad":"';
   const exact = head + "x".repeat(MAX_BODY_BYTES - head.length - 2) + '"}';
   t.is(Buffer.byteLength(exact), 1024 * 1024);
@@ -197,7 +152,7 @@ test("a body over 1 MiB is 413 PAYLOAD_TOO_LARGE, declared or streamed; exactly 
 // ---- streams ---------------------------------------------------------------------------------------
 
 test("a late subscriber gets every event from the first, end exactly once and last, then the stream closes", async (t) => {
-  const { url } = await start(t, { status: statusOp });
+  const { url } = await startJobServer(t, { status: statusOp });
   const { json } = await post(url, { operation: "status" }, { "x-correlation-id": "corr-late-1" });
   await waitEnded(url, json.job_id);
   const first = await readAll(url, json.sse_url);
@@ -225,7 +180,7 @@ test("a late subscriber gets every event from the first, end exactly once and la
 
 test("two subscribers of a live job read identical streams; the replayed part is not repeated", async (t) => {
   const release = gate();
-  const { url } = await start(t, {
+  const { url } = await startJobServer(t, {
     infer: async (_op, job) => {
       job.narrate("infer", "Starting.");
       job.token("one");
@@ -248,7 +203,7 @@ test("two subscribers of a live job read identical streams; the replayed part is
 });
 
 test("Last-Event-ID and ?last_event_id= resume after that event", async (t) => {
-  const { url } = await start(t, { status: statusOp });
+  const { url } = await startJobServer(t, { status: statusOp });
   const { json } = await post(url, { operation: "status" });
   await waitEnded(url, json.job_id);
   const ids = async (path: string, headers: Record<string, string> = {}) => (await readAll(url, path, headers)).events.map((e) => e.id);
@@ -264,7 +219,7 @@ test("Last-Event-ID and ?last_event_id= resume after that event", async (t) => {
 
 test("resuming a live job delivers each later event once", async (t) => {
   const release = gate();
-  const { url } = await start(t, {
+  const { url } = await startJobServer(t, {
     infer: async (_op, job) => {
       for (const w of ["a", "b", "c"]) job.token(w);
       await release.wait;
@@ -282,7 +237,7 @@ test("resuming a live job delivers each later event once", async (t) => {
 
 test("a silent job's stream carries `: ping` comments", async (t) => {
   const release = gate();
-  const { url } = await start(t, { infer: async () => release.wait }, { pingIntervalMs: 30 });
+  const { url } = await startJobServer(t, { infer: async () => release.wait }, { pingIntervalMs: 30 });
   const { json } = await post(url, { operation: "infer", prompt: "x" });
   const r = await openStream(url, json.sse_url);
   await waitFor("three pings", () => r.pings >= 3);
@@ -295,7 +250,7 @@ test("a silent job's stream carries `: ping` comments", async (t) => {
 // ---- cancel ----------------------------------------------------------------------------------------
 
 test("DELETE answers 202 cancelling, the stream ends cancelled with CANCELLED; then 409 JOB_FINISHED", async (t) => {
-  const { url } = await start(t, {
+  const { url } = await startJobServer(t, {
     infer: async (_op, job) => {
       job.narrate("infer", "Waiting for a cancel.");
       return untilCancelled(job);
@@ -326,7 +281,7 @@ test("DELETE answers 202 cancelling, the stream ends cancelled with CANCELLED; t
 test("a handler that ignores the cancel is ended cancelled after the grace period", async (t) => {
   const never = gate();
   t.teardown(never.open);
-  const { url } = await start(t, { infer: async () => never.wait }, { registry: { cancelGraceMs: 50 } });
+  const { url } = await startJobServer(t, { infer: async () => never.wait }, { registry: { cancelGraceMs: 50 } });
   const { json } = await post(url, { operation: "infer", prompt: "x" });
   t.is((await call(url, "DELETE", `/v1/jobs/${json.job_id}`)).status, 202);
   const r = await readAll(url, json.sse_url);
@@ -338,7 +293,7 @@ test("a handler that ignores the cancel is ended cancelled after the grace perio
 });
 
 test("unknown job ids are 404 JOB_NOT_FOUND on stream and DELETE; unknown routes 404", async (t) => {
-  const { url } = await start(t, { status: statusOp });
+  const { url } = await startJobServer(t, { status: statusOp });
   for (const [method, path] of [["GET", "/v1/jobs/job-doesnotexist/stream"], ["DELETE", "/v1/jobs/job-doesnotexist"]] as const) {
     const res = await call(url, method, path);
     t.is(res.status, 404);
@@ -355,7 +310,7 @@ test("unknown job ids are 404 JOB_NOT_FOUND on stream and DELETE; unknown routes
 test("GET /v1/jobs lists every job newest first with all seven fields", async (t) => {
   const release = gate();
   t.teardown(release.open);
-  const { url } = await start(t, { status: statusOp, infer: async () => release.wait });
+  const { url } = await startJobServer(t, { status: statusOp, infer: async () => release.wait });
   const a = (await post(url, { operation: "status" }, { "x-parent-job-id": "job-parent123", "x-correlation-id": "corr-listing" })).json;
   await waitEnded(url, a.job_id);
   const b = (await post(url, { operation: "infer", prompt: "x" })).json;
@@ -372,14 +327,14 @@ test("GET /v1/jobs lists every job newest first with all seven fields", async (t
 });
 
 test("/health has the contract's shape", async (t) => {
-  const { url } = await start(t, { status: statusOp });
+  const { url } = await startJobServer(t, { status: statusOp });
   const res = await call(url, "GET", "/health");
   t.is(res.status, 200);
   t.deepEqual(res.json, { status: "ok", service: "llm-worker-rbee", version: "1.2.3" });
 });
 
 test("with a token every route but /health needs the bearer, else 401 UNAUTHORIZED", async (t) => {
-  const { url } = await start(t, { status: statusOp }, { token: "s3cret-token" });
+  const { url } = await startJobServer(t, { status: statusOp }, { token: "s3cret-token" });
   t.deepEqual((await call(url, "GET", "/health")).json, { status: "ok", service: "llm-worker-rbee", version: "1.2.3" });
   for (const auth of [undefined, "Bearer wrong", "Bearer s3cret-tokenx", "s3cret-token", "Basic s3cret-token", "Bearer "]) {
     for (const [method, path] of [["GET", "/v1/jobs"], ["POST", "/v1/jobs"], ["GET", "/v1/info"], ["GET", "/metrics"], ["GET", "/v1/jobs/job-x/stream"]] as const) {
@@ -395,12 +350,12 @@ test("with a token every route but /health needs the bearer, else 401 UNAUTHORIZ
 });
 
 test("without a token, Authorization is ignored", async (t) => {
-  const { url } = await start(t, { status: statusOp });
+  const { url } = await startJobServer(t, { status: statusOp });
   t.is((await post(url, { operation: "status" }, { authorization: "Bearer sk-whatever" })).status, 201);
 });
 
 test("X-Correlation-ID is taken from the request, returned, and carried by every event", async (t) => {
-  const { url } = await start(t, { status: statusOp });
+  const { url } = await startJobServer(t, { status: statusOp });
   const res = await post(url, { operation: "status" }, { "x-correlation-id": "corr-from-client.42" });
   t.is(res.headers["x-correlation-id"], "corr-from-client.42");
   await waitEnded(url, res.json.job_id);
@@ -413,7 +368,7 @@ test("X-Correlation-ID is taken from the request, returned, and carried by every
 });
 
 test("a failing handler ends the job failed with its error code; anything else is INTERNAL", async (t) => {
-  const { url } = await start(t, {
+  const { url } = await startJobServer(t, {
     infer: async (op) => {
       if (op.prompt === "coded") throw new RbeeError("MODEL_NOT_FOUND", "No model x in the catalog.");
       throw new Error("boom");
@@ -430,7 +385,7 @@ test("a failing handler ends the job failed with its error code; anything else i
 
 test("a subscriber hanging up mid-stream disturbs neither the job nor another subscriber", async (t) => {
   const release = gate();
-  const { url, server } = await start(t, {
+  const { url, server } = await startJobServer(t, {
     infer: async (_op, job) => {
       job.token("first");
       await release.wait;
@@ -622,7 +577,7 @@ test("run(): a cancel ends the job cancelled, whatever the unwinding handler thr
 
 test("job.stream() replays, follows live events to the end, and stops early on abort", async (t) => {
   const release = gate();
-  const { server } = await start(t, {
+  const { server } = await startJobServer(t, {
     infer: async (_op, job) => {
       job.token("a");
       await release.wait;
@@ -651,8 +606,7 @@ test("job.stream() replays, follows live events to the end, and stops early on a
 });
 
 test("the logger writes one JSON line per own narration and per job end, never relayed ones", async (t) => {
-  const dir = await mkdtemp(`${tmpdir()}/rbee-log-`);
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, "rbee-log-");
   const logger = new Logger("rbee-hive", "localhost", `${dir}/hive.log`);
   const registry = new JobRegistry({ actor: "rbee-hive", node: "localhost", onEvent: logger.onJobEvent });
   t.teardown(() => registry.dispose());

@@ -1,16 +1,11 @@
 import test from "ava";
-import { chmod, mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
-import { homedir, tmpdir } from "node:os";
+import { chmod, readFile, readdir, stat, writeFile } from "node:fs/promises";
+import { homedir } from "node:os";
 import * as path from "node:path";
 import { ensureDir, ensureToken, readToken, readTokenFile, resolvePaths } from "../../shared/paths.js";
+import { tempDir } from "../_helpers/temp.js";
 
 const posix = process.platform !== "win32";
-
-async function tempDir(t: { teardown(fn: () => unknown): void }): Promise<string> {
-  const dir = await mkdtemp(path.join(tmpdir(), "rbee-paths-"));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 async function modeOf(file: string): Promise<number> {
   return (await stat(file)).mode & 0o777;

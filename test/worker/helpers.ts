@@ -1,79 +1,20 @@
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { createInterface } from "node:readline";
-import type { ExecutionContext } from "ava";
 import { binaryCommand } from "../../shared/binaries.js";
 import { JobClient } from "../../shared/job-client.js";
 import type { JobEvent } from "../../shared/protocol.js";
-import { writeTinyModel } from "../../shared/rbee-tiny.js";
+import type { Teardown } from "../_helpers/cleanup.js";
+import { daemonEnv, startDaemon, type Daemon } from "../_helpers/daemon.js";
+import { waitFor } from "../_helpers/wait.js";
 
-type Teardown = Pick<ExecutionContext, "teardown">;
-
-/** Cleanups for resources made in `test.before` (a hook's own teardown runs when the hook ends). */
-export class Cleanups implements Teardown {
-  private readonly fns: (() => unknown)[] = [];
-  teardown(fn: () => unknown): void {
-    this.fns.push(fn);
-  }
-  async run(): Promise<void> {
-    for (const fn of this.fns.splice(0).reverse()) await fn();
-  }
-}
-
-/** rbee-tiny written once per test file into a temp dir removed at the end of the test that made it. */
-export async function tinyModel(t: Teardown): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "rbee-worker-"));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const path = join(dir, "rbee-tiny.gguf");
-  await writeTinyModel(path);
-  return path;
-}
-
-export interface RunningWorker {
-  url: string;
+export interface RunningWorker extends Daemon {
   client: JobClient;
-  child: ChildProcessWithoutNullStreams;
-  /** stderr so far (JSON log lines), for failure messages */
-  stderr(): string;
-  exited: Promise<number | null>;
 }
 
 /** Starts the built worker on port 0 and resolves once it prints `listening <url>`; killed at teardown. */
 export async function startWorker(t: Teardown, args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunningWorker> {
   const bin = binaryCommand("llm-worker-rbee");
-  const child = spawn(bin.command, [...bin.args, "--port", "0", ...args], { env: { ...process.env, ...env }, stdio: "pipe" });
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-  });
-  let err = "";
-  child.stderr.setEncoding("utf8").on("data", (d: string) => (err += d));
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no listening line within 30 s: ${err}`)), 30_000);
-    const lines = createInterface({ input: child.stdout });
-    lines.on("line", (line) => {
-      const m = /^listening (\S+)$/.exec(line);
-      if (m?.[1]) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-    void exited.then((code) => reject(new Error(`worker exited ${code} before listening: ${err}`)));
-  });
-  return { url, client: new JobClient(url, { label: "worker", unreachableCode: "WORKER_CRASHED" }), child, stderr: () => err, exited };
-}
-
-/** Polls until `predicate` holds or the deadline passes (then fails with `what`). */
-export async function waitFor<T>(what: string, probe: () => Promise<T> | T, predicate: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (predicate(v)) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last value: ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  // stdin a pipe, as under a hive: the worker watches it for the hive's end.
+  const worker = await startDaemon(t, [bin.command, ...bin.args, "--port", "0", ...args], { env: daemonEnv(env), deadlineMs: 30_000, teardownSignal: "SIGKILL", stdin: "pipe" });
+  return { ...worker, client: new JobClient(worker.url, { label: "worker", unreachableCode: "WORKER_CRASHED" }) };
 }
 
 export interface WorkerInfo {
@@ -87,7 +28,10 @@ export interface WorkerInfo {
 export const info = (w: RunningWorker): Promise<WorkerInfo> => w.client.getJson<WorkerInfo>("/v1/info");
 
 /** Waits until the model is loaded (state ready). */
-export const ready = (w: RunningWorker): Promise<WorkerInfo> => waitFor("the model to load", () => info(w), (i) => i.state === "ready");
+export async function ready(w: RunningWorker): Promise<WorkerInfo> {
+  let last: WorkerInfo | undefined;
+  return waitFor(() => `the model to load; last info: ${JSON.stringify(last)}`, async () => ((last = await info(w)).state === "ready" ? last : undefined), 30_000);
+}
 
 /** Every event of a job until `end`. */
 export async function collect(w: RunningWorker, jobId: string): Promise<JobEvent[]> {

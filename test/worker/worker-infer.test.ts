@@ -1,17 +1,20 @@
 import test from "ava";
 import type { JobEvent } from "../../shared/protocol.js";
-import { Cleanups, collect, end, info, post, ready, run, startWorker, text, tokens, tinyModel, waitFor, type RunningWorker } from "./helpers.js";
+import { Cleanup } from "../_helpers/cleanup.js";
+import { tinyModel } from "../_helpers/temp.js";
+import { waitFor } from "../_helpers/wait.js";
+import { collect, end, info, post, ready, run, startWorker, text, tokens, type RunningWorker } from "./helpers.js";
 
 // One worker with one slot and a small context, shared by serial tests (the queue tests need the slot to themselves).
-const cleanups = new Cleanups();
+const cleanup = new Cleanup();
 let w: RunningWorker;
 
 test.before(async () => {
-  const model = await tinyModel(cleanups);
-  w = await startWorker(cleanups, ["--model", model, "--device", "cpu", "--context-size", "256", "--parallel", "1"]);
+  const model = await tinyModel(cleanup);
+  w = await startWorker(cleanup, ["--model", model, "--device", "cpu", "--context-size", "256", "--parallel", "1"]);
   await ready(w);
 });
-test.after.always(() => cleanups.run());
+test.after.always(() => cleanup.run());
 
 const greedy = (prompt: string, extra: object = {}) => ({ operation: "infer", prompt, temperature: 0, max_tokens: 12, ...extra });
 
@@ -137,7 +140,7 @@ test.serial("cancel mid-stream ends cancelled at once and frees the slot; a queu
   const reading = (async () => {
     for await (const e of w.client.stream(long.job_id)) seen.push(e);
   })();
-  await waitFor("the first tokens", () => seen.length, () => seen.some((e) => e.event === "token"));
+  await waitFor("the first tokens", () => seen.some((e) => e.event === "token"), 30_000);
   const queued = await w.client.create(greedy("the bee"));
   const narration = await waitFor("the queue narration", async () => {
     const events: JobEvent[] = [];
@@ -146,7 +149,7 @@ test.serial("cancel mid-stream ends cancelled at once and frees the slot; a queu
       if (e.event === "narration" && e.data.action === "queued") break;
     }
     return events;
-  }, () => true);
+  }, 30_000);
   const told = narration.find((e) => e.event === "narration" && e.data.action === "queued");
   t.regex(told?.event === "narration" ? told.data.human : "", /place 1 in line/);
   const listed = (await w.client.list()).find((j) => j.job_id === queued.job_id);

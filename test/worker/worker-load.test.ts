@@ -2,7 +2,9 @@ import test from "ava";
 import { spawnSync } from "node:child_process";
 import { binaryCommand } from "../../shared/binaries.js";
 import type { JobEvent } from "../../shared/protocol.js";
-import { collect, end, info, ready, run, startWorker, tinyModel, waitFor } from "./helpers.js";
+import { tinyModel } from "../_helpers/temp.js";
+import { waitFor } from "../_helpers/wait.js";
+import { collect, end, info, ready, run, startWorker } from "./helpers.js";
 
 test("the worker listens first, loads as a job with layer progress, and /v1/info tells it all", async (t) => {
   const model = await tinyModel(t);
@@ -56,7 +58,7 @@ test("--threads sets the thread count; SIGTERM cancels running jobs and exits 0"
   const reading = (async () => {
     for await (const e of w.client.stream(long.job_id, { reconnects: 0 })) seen.push(e);
   })().catch(() => {});
-  await waitFor("a token", () => seen.length, () => seen.some((e) => e.event === "token"));
+  await waitFor("a token", () => seen.some((e) => e.event === "token"), 30_000);
   w.child.kill("SIGTERM");
   t.is(await w.exited, 0);
   await reading;

@@ -1,6 +1,8 @@
 import test from "ava";
 import type { JobEvent } from "../../shared/protocol.js";
-import { collect, end, info, ready, run, startWorker, text, tokens, tinyModel, waitFor } from "./helpers.js";
+import { tinyModel } from "../_helpers/temp.js";
+import { waitFor } from "../_helpers/wait.js";
+import { collect, end, info, ready, run, startWorker, text, tokens } from "./helpers.js";
 
 test("--parallel 2 runs two jobs at once; a third waits its turn; past --max-queue a job ends QUEUE_FULL", async (t) => {
   const model = await tinyModel(t);
@@ -20,7 +22,7 @@ test("--parallel 2 runs two jobs at once; a third waits its turn; past --max-que
   });
   const tokensOf = (id: string) => (streams.get(id) ?? []).filter((e) => e.event === "token").length;
   // both stream at the same time: each has tokens while the other is still running
-  await waitFor("both jobs to stream", () => [tokensOf(a.job_id), tokensOf(b.job_id)], ([x, y]) => (x ?? 0) > 5 && (y ?? 0) > 5);
+  await waitFor(() => `both jobs to stream (tokens: ${tokensOf(a.job_id)}, ${tokensOf(b.job_id)})`, () => tokensOf(a.job_id) > 5 && tokensOf(b.job_id) > 5, 30_000);
   t.like(await info(w), { state: "busy", busy_slots: 2 });
 
   const c = await w.client.create(op);
@@ -28,7 +30,7 @@ test("--parallel 2 runs two jobs at once; a third waits its turn; past --max-que
   const cReader = (async () => {
     for await (const e of w.client.stream(c.job_id)) cEvents.push(e);
   })();
-  await waitFor("the third job to queue", () => cEvents, (es) => es.some((e) => e.event === "narration" && e.data.action === "queued"));
+  await waitFor("the third job to queue", () => cEvents.some((e) => e.event === "narration" && e.data.action === "queued"), 30_000);
   const told = cEvents.find((e) => e.event === "narration" && e.data.action === "queued");
   t.regex(told?.event === "narration" ? told.data.human : "", /place 1 in line \(all 2 slot\(s\) are busy\)/);
 

@@ -3,17 +3,18 @@
  * logging to the state folder like the keeper's auto-start, with the localhost hive on HivePort 0 (the
  * queen starts it on the first job; it spawns rbee-tiny workers on the CPU).
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import test from "ava";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { request } from "undici";
 import { JobClient } from "../../../shared/job-client.js";
 import type { EndData, JobEvent } from "../../../shared/protocol.js";
-import { ROOT, alive, cleanEnv, waitFor } from "./keeper.js";
-
-export const daemonsBuilt = ["queen", "hive", "worker"].every((d) => existsSync(join(ROOT, "dist/daemons", d, "main.js")));
+import { Cleanup } from "../../_helpers/cleanup.js";
+import { daemonsBuilt, dist, startDaemon, type Daemon } from "../../_helpers/daemon.js";
+import { alive } from "../../_helpers/process.js";
+import { makeHome } from "../../_helpers/temp.js";
+import { waitFor } from "../../_helpers/wait.js";
+import { cleanEnv } from "./keeper.js";
 
 export interface WorkerJson {
   worker_id: string;
@@ -50,7 +51,6 @@ export interface Cascade {
   client: JobClient;
   /** The environment for the keeper (dist/cli/rbee.js) to talk to this queen and read this state folder. */
   keeperEnv: NodeJS.ProcessEnv;
-  queen: ChildProcess;
   run(op: object, correlationId?: string): Promise<Finished>;
   /** The localhost hive from a status job (heartbeat data), once it is there. */
   localhost(): Promise<HiveJson | undefined>;
@@ -58,33 +58,21 @@ export interface Cascade {
 }
 
 export async function startCascade(opts: { token?: string } = {}): Promise<Cascade> {
-  const home = await mkdtemp(join(tmpdir(), "rbee-ops-"));
+  const files = new Cleanup();
+  const home = await makeHome(files, { prefix: "rbee-ops-" });
   const stateDir = join(home, "state");
-  await mkdir(join(home, "config"), { recursive: true });
-  await mkdir(stateDir, { recursive: true });
-  await writeFile(join(home, "config", "hives.conf"), "Host localhost\n  HivePort 0\n");
-  const env = cleanEnv({ RBEE_HOME: home, RBEE_TOKEN: opts.token });
-  const queen = spawn(process.execPath, [join(ROOT, "dist/daemons/queen/main.js"), "--port", "0", "--log-file", join(stateDir, "queen-rbee.log")], {
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  queen.stdout?.setEncoding("utf8").on("data", (d: string) => (out += d));
-  queen.stderr?.setEncoding("utf8").on("data", (d: string) => (out += d));
-  const exited = new Promise<void>((resolve) => queen.once("exit", () => resolve()));
   const workerPids = new Set<number>();
-  let url = "";
+  let queen: Daemon | undefined;
   let client: JobClient | undefined;
 
   const cascade: Cascade = {
     home,
     stateDir,
-    url,
+    url: "",
     token: opts.token,
     auth: opts.token ? { authorization: `Bearer ${opts.token}` } : {},
     client: undefined as unknown as JobClient,
     keeperEnv: {},
-    queen,
     async run(op, correlationId) {
       const c = client as JobClient;
       const created = await c.create(op, correlationId ? { correlationId } : {});
@@ -104,38 +92,50 @@ export async function startCascade(opts: { token?: string } = {}): Promise<Casca
     },
     async stop() {
       // The queen stops its hive, which stops its workers; whatever is left after that is killed by pid.
-      const pids = cascade.localhost().catch(() => undefined);
+      const pids = client ? cascade.localhost().catch(() => undefined) : undefined;
       await Promise.race([pids, new Promise((r) => setTimeout(r, 10_000).unref())]);
       const hivePid = Number((await readFile(join(stateDir, "rbee-hive-localhost.pid"), "utf8").catch(() => "")).trim()) || undefined;
-      if (queen.exitCode === null && queen.signalCode === null) queen.kill("SIGTERM");
-      const killer = setTimeout(() => queen.kill("SIGKILL"), 20_000);
-      await exited;
-      clearTimeout(killer);
+      await queen?.stop();
       for (const pid of [hivePid, ...workerPids]) {
         if (!pid) continue;
-        await waitFor(() => !alive(pid), 10_000, `pid ${pid} to exit`).catch(() => {
+        await waitFor(`pid ${pid} to exit`, () => !alive(pid), 10_000).catch(() => {
           if (alive(pid)) process.kill(pid, "SIGKILL");
         });
       }
       // RBEE_OPS_KEEP=1 leaves the temp home (logs, catalog) behind to look into a failure.
       if (process.env["RBEE_OPS_KEEP"]) process.stderr.write(`rbee ops cascade kept at ${home}\n`);
-      else await rm(home, { recursive: true, force: true });
+      else await files.run();
     },
   };
 
+  const argv = [process.execPath, dist("queen"), "--port", "0", "--log-file", join(stateDir, "queen-rbee.log")];
   try {
-    await waitFor(() => {
-      if (queen.exitCode !== null) throw new Error(`queen-rbee exited with ${queen.exitCode}: ${out}`);
-      return /^listening \S+$/m.test(out);
-    }, 60_000, "queen-rbee to listen");
+    queen = await startDaemon(files, argv, { env: cleanEnv({ RBEE_HOME: home, RBEE_TOKEN: opts.token }), graceMs: 20_000 });
   } catch (err) {
     await cascade.stop();
     throw err;
   }
-  url = (/^listening (\S+)$/m.exec(out) as RegExpExecArray)[1] as string;
-  client = new JobClient(url, { token: opts.token, label: "queen" });
-  Object.assign(cascade, { url, client, keeperEnv: cleanEnv({ RBEE_HOME: home, RBEE_QUEEN_URL: url, RBEE_TOKEN: opts.token }) });
+  client = new JobClient(queen.url, { token: opts.token, label: "queen" });
+  Object.assign(cascade, { url: queen.url, client, keeperEnv: cleanEnv({ RBEE_HOME: home, RBEE_QUEEN_URL: queen.url, RBEE_TOKEN: opts.token }) });
   return cascade;
+}
+
+/**
+ * The cascade of a test file: started and warmed up (then `ready` run) in test.before, stopped in
+ * test.after.always. The object returned is filled in by that hook.
+ */
+export function cascadeForFile(opts: { token?: string } = {}, ready?: (c: Cascade, worker: WorkerJson) => unknown): Cascade {
+  const c = {} as Cascade;
+  test.before(async () => {
+    if (!daemonsBuilt) return;
+    Object.assign(c, await startCascade(opts));
+    const worker = await warmUp(c);
+    await ready?.(c, worker);
+  });
+  test.after.always(async () => {
+    if (c.stop) await c.stop();
+  });
+  return c;
 }
 
 /**
@@ -162,12 +162,10 @@ export async function getText(url: string, headers: Record<string, string> = {})
 
 /** The workers of hive localhost once `pred` holds for them (status follows heartbeats, every 2 s). */
 export async function workersWhen(c: Cascade, pred: (ws: WorkerJson[]) => boolean, ms = 30_000): Promise<WorkerJson[]> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const last = (await c.localhost())?.workers ?? [];
-    if (pred(last)) return last;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for hive localhost's workers to match; last: ${JSON.stringify(last)}`);
-    // A status job per poll: a few a second is plenty for state that moves with 2 s heartbeats.
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  let last: WorkerJson[] = [];
+  // A status job per poll: a few a second is plenty for state that moves with 2 s heartbeats.
+  return waitFor(() => `hive localhost's workers to match; last: ${JSON.stringify(last)}`, async () => {
+    last = (await c.localhost())?.workers ?? [];
+    return pred(last) && last;
+  }, ms, 250);
 }

@@ -1,13 +1,9 @@
-/** Runs the built keeper (dist/cli/rbee.js) as a real process, with a clean environment and a temp RBEE_HOME. */
+/** Runs the built keeper (dist/cli/rbee.js) as a real process with a clean environment, piped or on a pseudo-terminal. */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { ROOT } from "../../_helpers/daemon.js";
 
-export const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 export const KEEPER = join(ROOT, "dist/cli/rbee.js");
 
 export function assertBuilt(): void {
@@ -23,12 +19,6 @@ export function cleanEnv(extra: Record<string, string | undefined> = {}): NodeJS
   }
   for (const [k, v] of Object.entries(extra)) if (v !== undefined) env[k] = v;
   return env;
-}
-
-export async function tempHome(t: { teardown(fn: () => unknown): void }): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "rbee-keeper-"));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
 }
 
 export interface Running {
@@ -68,36 +58,24 @@ export function startKeeper(args: string[], opts: KeeperOptions): Running {
 export const runKeeper = (args: string[], opts: KeeperOptions) =>
   startKeeper(args, opts).done;
 
-export async function waitFor(pred: () => boolean | Promise<boolean>, ms = 15_000, what = "condition"): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-/** A port nothing listens on right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
+/** Runs the keeper on a COLUMNS x LINES pseudo-terminal (util-linux `script`); everything it drew and its exit status. */
+export function underPty(args: string[], env: NodeJS.ProcessEnv, o: { columns?: number; lines?: number; timeoutMs?: number } = {}): Promise<{ code: number | null; screen: string }> {
+  const { columns = 100, lines = 30 } = o;
+  const quoted = [process.execPath, KEEPER, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(" ");
+  const child = spawn("script", ["-qfec", `stty cols ${columns} rows ${lines}; exec ${quoted}`, "/dev/null"], {
+    cwd: ROOT,
+    env: { ...env, COLUMNS: String(columns), LINES: String(lines), TERM: "xterm-256color" },
+    stdio: ["pipe", "pipe", "pipe"],
   });
+  let screen = "";
+  child.stdout.setEncoding("utf8").on("data", (d: string) => (screen += d));
+  child.stderr.setEncoding("utf8").on("data", (d: string) => (screen += d));
+  const killer = setTimeout(() => child.kill("SIGKILL"), o.timeoutMs ?? 60_000);
+  return new Promise((resolve) => child.once("close", (code) => {
+    clearTimeout(killer);
+    resolve({ code, screen });
+  }));
 }
 
-/** True when a process with this pid exists and has not exited (zombies count as gone). */
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
-  } catch {
-    return true;
-  }
-}
+/** A screen without escape codes and carriage returns. */
+export const plain = (s: string): string => s.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "").replace(/\r/g, "");
