@@ -1,18 +1,6 @@
 /** Human units for sizes, counts and durations; pure, shared by the plain output and the TUI. */
 
-const IEC = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-
-export function formatBytes(n: number): string {
-  if (!Number.isFinite(n) || n < 0) return "?";
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < IEC.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  if (i === 0) return `${v} B`;
-  return `${v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)} ${IEC[i]}`;
-}
+import { formatBytes } from "../shared/units.js";
 
 /** A parameter count: 1.2B, 350M, 15K. */
 export function formatCount(n: number): string {

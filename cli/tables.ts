@@ -1,5 +1,6 @@
 import type { JobSummary } from "../shared/protocol.js";
-import { ago, cell, formatBytes, formatCount, formatMs, formatSeconds } from "./format.js";
+import { formatBytes } from "../shared/units.js";
+import { ago, cell, formatCount, formatMs, formatSeconds } from "./format.js";
 
 /** Results as tables: the same rows feed the plain text output and the Ink components. */
 

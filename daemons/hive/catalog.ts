@@ -6,6 +6,7 @@ import { quantizationName, readGgufHeader, type GgufReadValue } from "../../shar
 import type { Job } from "../../shared/job.js";
 import { isModelId } from "../../shared/protocol.js";
 import { RBEE_TINY_ID, ensureRbeeTiny } from "../../shared/rbee-tiny.js";
+import { formatBytes } from "../../shared/units.js";
 
 /** The contract's model object. */
 export interface ModelInfo {
@@ -273,14 +274,3 @@ async function copyInto(source: string, target: string, id: string): Promise<voi
   }
 }
 
-/** 1536 -> "1.5 KiB": sizes in narration. */
-export function formatBytes(n: number): string {
-  const units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${n} bytes` : `${v.toFixed(1)} ${units[u]}`;
-}

@@ -4,7 +4,8 @@ import { RbeeError } from "../../shared/errors.js";
 import { GGUF_MAGIC } from "../../shared/gguf/writer.js";
 import type { Job } from "../../shared/job.js";
 import { VERSION } from "../../shared/version.js";
-import { formatBytes, readModelInfo, type Catalog, type ModelInfo } from "./catalog.js";
+import { formatBytes } from "../../shared/units.js";
+import { readModelInfo, type Catalog, type ModelInfo } from "./catalog.js";
 import { resolveModelSource } from "./model-source.js";
 
 export interface DownloadOptions {

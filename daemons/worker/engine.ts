@@ -11,7 +11,8 @@ import {
 } from "node-llama-cpp";
 import { RbeeError } from "../../shared/errors.js";
 import type { ChatMessage, FinishReason, GpuLayers } from "../../shared/protocol.js";
-import { GPU_NAMES, formatBytes, type GpuType } from "./format.js";
+import { formatBytes } from "../../shared/units.js";
+import { GPU_NAMES, type GpuType } from "./format.js";
 import { StopMatcher } from "./stop-strings.js";
 import { chooseThreads } from "./threads.js";
 

@@ -143,7 +143,7 @@ test("a download streams into the catalog with throttled byte progress and narra
 
   const said = narrationOf(job);
   t.log(`${progress.length} progress events in ${elapsed.toFixed(0)} ms; narration: ${said.join(" | ")}`);
-  t.true(said.some((h) => h.includes(`from ${host}`) && h.includes("2.0 MiB")), said.join(" | "));
+  t.true(said.some((h) => h.includes(`from ${host}`) && h.includes("2.00 MiB")), said.join(" | "));
   t.true(said.some((h) => h.startsWith("Downloaded test-model")), said.join(" | "));
 });
 
