@@ -102,12 +102,17 @@ export function gpuDevices(gpu: GpuInfo): Device[] {
 
 const PROBE_MARK = "rbee-gpu-probe ";
 // Read from stdin (`node -`), not `-e`: node-llama-cpp forks itself with process.execArgv, which would hold `-e`.
+// node-llama-cpp's index takes about 300 ms to import and a spawn waits for this probe, so the GPU types come from
+// the one small module that answers them (the index's own export where that path ever moves); only a machine with a
+// GPU runtime imports the index.
 const PROBE_SCRIPT = `
 (async () => {
-  const { getLlama, getLlamaGpuTypes } = await import(process.argv[2]);
+  const index = process.argv[2];
+  const { getLlamaGpuTypes } = await import(new URL("./bindings/utils/getLlamaGpuTypes.js", index).href).catch(() => import(index));
   let out = null;
   const types = await getLlamaGpuTypes("supported");
   if (types.some((t) => t !== false)) {
+    const { getLlama } = await import(index);
     const llama = await getLlama({ gpu: "auto", build: "never", skipDownload: true, progressLogs: false, logLevel: "error", logger: () => {} });
     if (llama.gpu !== false) {
       const vram = await llama.getVramState();

@@ -31,11 +31,12 @@ export class Spawner {
   /** Spawns a worker and waits until its model is loaded; `reserve` keeps one job slot for the caller. */
   async spawn(job: Job, op: SpawnOperation, reserve = false): Promise<HiveWorker> {
     const { supervisor } = this.ctx;
-    const known = await this.ctx.devices();
+    // The GPU probe (a child process, right after the hive starts) and the model's file (rbee-tiny is written on
+    // first use) are independent: a cold start waits for the longer of the two, not both.
+    const [known, modelPath] = await Promise.all([this.ctx.devices(), this.ctx.catalog.resolve(op.model)]);
     const chosen = resolveDevice(op.device, known);
     const { gpuLayers, warning } = resolveGpuLayers(op.gpu_layers, chosen, known.some((d) => d.kind !== "cpu"));
     if (warning) job.narrate("gpu_layers", warning, { level: "warn", target: op.model });
-    const modelPath = await this.ctx.catalog.resolve(op.model);
     const estimate = await estimateWorkerMemory(modelPath, op.context_size, op.parallel);
     const turn = this.fitting.then(async () => {
       // Read again inside the turn: the memory numbers must be fresh, not from before the wait.

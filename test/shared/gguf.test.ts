@@ -326,6 +326,17 @@ test("ensureRbeeTiny makes the file once, even when called concurrently", async 
   t.is(await sha256(paths[0] as string), RBEE_TINY_SHA256);
 });
 
+test("the build ships rbee-tiny in dist/models, and ensureRbeeTiny of the compiled code copies it", async (t) => {
+  type TinyModule = typeof import("../../shared/rbee-tiny.js");
+  const built = (await import(new URL("../../dist/shared/rbee-tiny.js", import.meta.url).href)) as TinyModule;
+  t.true(built.PREBUILT_RBEE_TINY.endsWith(path.join("dist", "models", RBEE_TINY_FILE)), built.PREBUILT_RBEE_TINY);
+  t.is(await sha256(built.PREBUILT_RBEE_TINY), RBEE_TINY_SHA256, "npm run build writes the current rbee-tiny");
+  const dir = path.join(await tempDir(t), "models");
+  const file = await built.ensureRbeeTiny(dir);
+  t.is(await sha256(file), RBEE_TINY_SHA256);
+  t.deepEqual(await readdir(dir), [RBEE_TINY_FILE], "no temporary file is left");
+});
+
 const wordPattern = /^[a-z]+[.,!?]?$|^[.,!?]$/;
 
 test("rbee-tiny runs on llama.cpp: greedy text is readable, varied and deterministic", async (t) => {
