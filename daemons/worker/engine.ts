@@ -179,6 +179,14 @@ export class Engine {
   prepare(req: { prompt?: string | undefined; messages?: readonly ChatMessage[] | undefined }): Prompt {
     let tokens: Token[];
     let stops: string[] = [];
+    // No token stands for more text than its own, so a text this long cannot fit: refused without tokenizing it.
+    // Tokenizing runs on the event loop, and a prompt near the 1 MiB body limit would hold the worker's /health
+    // silent for about a second (longer on a loaded machine), where the hive allows 2 s.
+    const bytes = req.messages !== undefined ? req.messages.reduce((n, m) => n + Buffer.byteLength(m.content), 0) : Buffer.byteLength(req.prompt ?? "");
+    const least = Math.ceil(bytes / this.longestToken);
+    if (least >= this.context.contextSize) {
+      throw new RbeeError("CONTEXT_OVERFLOW", `The prompt is at least ${least} tokens (${bytes} bytes) but this worker's context holds ${this.context.contextSize} tokens per sequence; shorten it or spawn a worker with a larger context_size.`);
+    }
     if (req.messages !== undefined) {
       this.chatWrapper ??= resolveChatWrapper(this.model);
       const wrapper = this.chatWrapper;
@@ -252,17 +260,22 @@ export class Engine {
     });
     for await (const token of iterator) {
       if (signal.aborted) throw signal.reason;
+      // End of sequence ends the text and is no part of it: not counted in completion_tokens, no event. With
+      // ignore_eos every end-of-generation token is banned, so each counted token has its event.
+      if (model.isEogToken(token) && !s.ignoreEos) {
+        finishReason = "stop";
+        break;
+      }
       generated++;
       if (model.isEogToken(token)) {
-        if (!s.ignoreEos) {
-          finishReason = "stop";
-          break;
-        }
+        if (eventPerToken) hooks.onText("");
       } else {
         pending.push(token);
         const text = model.detokenize(pending, false, recent);
-        // a multi-byte character split over tokens waits for its last byte (up to 4 tokens)
-        if (!(text.endsWith("\uFFFD") && pending.length < 4)) {
+        // a multi-byte character split over tokens waits for its last byte (up to 4 tokens); its event meanwhile is empty
+        if (text.endsWith("\uFFFD") && pending.length < 4) {
+          if (eventPerToken) hooks.onText("");
+        } else {
           recent.push(...pending);
           recent.splice(0, Math.max(0, recent.length - 8));
           pending = [];
@@ -316,11 +329,33 @@ export class Engine {
   }
 
   private eogBias: TokenBias | undefined;
+  /** ignore_eos: every end-of-generation token of the vocabulary banned (EOS, EOT and any other, such as `<|im_end|>`). */
   private noEog(): TokenBias {
     if (this.eogBias) return this.eogBias;
     const bias = new TokenBias(this.model.tokenizer);
     for (const t of [this.model.tokens.eos, this.model.tokens.eot]) if (t !== null) bias.set(t, "never");
+    for (let t = 0; t < this.vocabularySize; t++) if (this.model.isEogToken(t as Token)) bias.set(t as Token, "never");
     return (this.eogBias = bias);
+  }
+
+  private get vocabulary(): readonly unknown[] {
+    const tokens = (this.model.fileInfo.metadata as { tokenizer?: { ggml?: { tokens?: unknown } } }).tokenizer?.ggml?.tokens;
+    return Array.isArray(tokens) ? tokens : [];
+  }
+
+  private get vocabularySize(): number {
+    return this.vocabulary.length;
+  }
+
+  private longestTokenBytes: number | undefined;
+  /** The most bytes of text one token stands for (its own text's length; unknown: no bound). */
+  private get longestToken(): number {
+    if (this.longestTokenBytes === undefined) {
+      let longest = 0;
+      for (const t of this.vocabulary) if (typeof t === "string") longest = Math.max(longest, Buffer.byteLength(t));
+      this.longestTokenBytes = longest > 0 ? longest : Number.POSITIVE_INFINITY;
+    }
+    return this.longestTokenBytes;
   }
 
   async dispose(): Promise<void> {

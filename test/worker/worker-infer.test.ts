@@ -62,6 +62,22 @@ test.serial("end of sequence stops with finish_reason stop; ignore_eos runs to m
   t.is(end(ignored).usage?.completion_tokens, 7);
 });
 
+test.serial("one token event per counted token, sampled: with ignore_eos exactly max_tokens, without it EOS is not counted", async (t) => {
+  // Sampling reaches rbee-tiny's byte tokens (a character split over tokens) and its other end-of-turn tokens,
+  // which greedy text never does.
+  for (let seed = 1; seed <= 12; seed++) {
+    const events = await run(w, { operation: "infer", prompt: "the bee", temperature: 1.5, seed, max_tokens: 96, ignore_eos: true });
+    t.is(end(events).finish_reason, "length", `seed ${seed}`);
+    t.is(end(events).usage?.completion_tokens, 96, `seed ${seed}`);
+    t.is(tokens(events).length, 96, `seed ${seed}: one event per token`);
+  }
+  const bye = await run(w, greedy("the bee goodbye"));
+  t.is(end(bye).finish_reason, "stop");
+  t.is(end(bye).usage?.completion_tokens, 0, "the end-of-sequence token alone is no completion");
+  const farewell = await run(w, greedy("honey farewell"));
+  t.is(end(farewell).usage?.completion_tokens, tokens(farewell).length);
+});
+
 test.serial("messages go through the model's chat template", async (t) => {
   const events = await run(w, { operation: "infer", messages: [{ role: "system", content: "be brief" }, { role: "user", content: "hello bee" }], temperature: 0, max_tokens: 8 });
   t.is(end(events).status, "completed");
@@ -78,6 +94,16 @@ test.serial("a prompt longer than the context ends CONTEXT_OVERFLOW and the work
   const next = await run(w, greedy("the bee"));
   t.is(end(next).status, "completed");
   t.is((await fetch(`${w.url}/health`)).status, 200);
+});
+
+test.serial("a prompt that cannot fit by its length alone is CONTEXT_OVERFLOW without being tokenized", async (t) => {
+  const huge = "honey ".repeat(160_000); // 960,000 bytes: under the 1 MiB body limit
+  const events = await run(w, greedy(huge));
+  t.is(end(events).error?.code, "CONTEXT_OVERFLOW");
+  t.regex(end(events).error?.message ?? "", /at least \d+ tokens \(960000 bytes\).*256/);
+  const chat = await run(w, { operation: "infer", messages: [{ role: "user", content: huge }], max_tokens: 2 });
+  t.is(end(chat).error?.code, "CONTEXT_OVERFLOW");
+  t.is(end(await run(w, greedy("the bee"))).status, "completed");
 });
 
 test.serial("a long prompt is evaluated in chunks, with progress in tokens", async (t) => {
