@@ -19,14 +19,18 @@ import { PortInUseError, WorkerProcess, describeExit } from "./worker-process.js
 /** Poll period of a worker's health, and how long one poll may take. */
 const POLL_MS = 250;
 const POLL_TIMEOUT_MS = 1000;
-/** A running worker silent this long is dead (the contract gives the hive 2 s to notice). */
+/** A worker silent this long is dead (the contract gives the hive 2 s to notice). */
 const UNRESPONSIVE_MS = 1250;
-/** A loading worker may block its event loop parsing a big GGUF; it gets longer. */
-const UNRESPONSIVE_LOADING_MS = 10_000;
 /** After a loading worker exits, its load job's own `end` (INSUFFICIENT_MEMORY, ...) gets this long to arrive first. */
 const LOAD_EXIT_GRACE_MS = 500;
-/** A silent worker that still uses CPU time gets this long before it counts as hung; CPU use counts within the window. */
-const BUSY_SILENT_MS = 10_000;
+/**
+ * A silent worker that still uses CPU time is computing, not stopped or deadlocked, and gets a little longer:
+ * while running, still within the contract's 2 s with the poll period (the worker keeps its event loop free
+ * of longer blocks: see Engine.prepare); while loading (parsing a big GGUF), up to 10 s.
+ * CPU use counts within the window.
+ */
+const BUSY_SILENT_MS = 1_600;
+const BUSY_LOADING_MS = 10_000;
 const CPU_WINDOW_MS = 1000;
 const START_TIMEOUT_MS = 30_000;
 const PORT_TRIES = 20;
@@ -168,9 +172,9 @@ export class Supervisor {
       const silent = now - w.lastAnswer;
       const seconds = Math.round(silent / 100) / 10;
       // A poll must have failed too: a hive whose own event loop stalled has not heard, but nobody was silent.
-      if (failed > 0 && silent > (w.phase === "running" ? UNRESPONSIVE_MS : UNRESPONSIVE_LOADING_MS)) {
-        // Still using CPU time: slow on a loaded machine, not hung (stopped or deadlocked); given up on only much later.
-        if (silent < BUSY_SILENT_MS && cpu.busy(now, CPU_WINDOW_MS)) {
+      if (failed > 0 && silent > UNRESPONSIVE_MS) {
+        // Still using CPU time: slow on a loaded machine, not hung (stopped or deadlocked).
+        if (silent < (w.phase === "running" ? BUSY_SILENT_MS : BUSY_LOADING_MS) && cpu.busy(now, CPU_WINDOW_MS)) {
           if (!told) this.options.logger.warn("worker_slow", `Worker ${w.id} has not answered for ${seconds} s but is computing; waiting for it.`, { target: w.id, pid: w.pid });
           told = true;
         } else {
