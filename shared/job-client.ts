@@ -1,7 +1,7 @@
 import type { Dispatcher } from "undici";
 import { CancelledError, RbeeError, isErrorCode, type ErrorCode } from "./errors.js";
 import type { EndExtras, Job } from "./job.js";
-import type { CreateJobResponse, EndData, JobEvent, JobSummary } from "./protocol.js";
+import { compactOperation, type CreateJobResponse, type EndData, type JobEvent, type JobSummary } from "./protocol.js";
 import { parseEventStream } from "./sse.js";
 import { Agent, request } from "./undici-lite.js";
 
@@ -216,7 +216,7 @@ export async function forward(job: Job, client: JobClient, op: object, opts: For
   if (job.signal.aborted) throw job.signal.reason;
   // No abort signal here: a POST aborted mid-flight could leave a downstream job nobody cancels; `follow`
   // sends DELETE at once when the job was cancelled meanwhile (creation is quick, and bounded by headersTimeout).
-  const created = await client.create(op, { correlationId: job.correlationId, parentJobId: job.id });
+  const created = await client.create(compactOperation(op), { correlationId: job.correlationId, parentJobId: job.id });
   opts.onCreated?.(created.job_id);
   return follow(job, client, created.job_id, opts);
 }

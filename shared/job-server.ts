@@ -14,6 +14,12 @@ import { parseOperation, type OperationName, type OperationOf } from "./protocol
 import { PING_FRAME } from "./sse.js";
 
 export const MAX_BODY_BYTES = 1024 * 1024;
+/**
+ * A job one tier creates for its own job (it sends X-Parent-Job-ID) carries a body that fit MAX_BODY_BYTES at
+ * the first tier, left without its defaults, plus the pins that tier adds (hive_id, worker_id): it may be these
+ * few bytes longer and must not fail downstream for it.
+ */
+const FORWARDED_HEADROOM_BYTES = 4096;
 /** How long a stream may hold frames to send several in one write. */
 const COALESCE_MS = 3;
 const CORRELATION_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -48,7 +54,7 @@ export type RbeeContext = Koa.ParameterizedContext<Koa.DefaultState & { formatEr
  * destroying the request: that would take the socket, and the 413 with it.
  */
 export function readBody(ctx: Koa.Context, limit = MAX_BODY_BYTES): Promise<string> {
-  const tooLarge = (): RbeeError => new RbeeError("PAYLOAD_TOO_LARGE", `The request body is over ${limit} bytes (1 MiB); send less.`);
+  const tooLarge = (): RbeeError => new RbeeError("PAYLOAD_TOO_LARGE", `The request body is over ${MAX_BODY_BYTES} bytes (1 MiB); send less.`);
   const declared = Number(ctx.get("content-length") || 0);
   if (declared > limit) return Promise.reject(tooLarge());
   const req = ctx.req;
@@ -85,8 +91,8 @@ export function readBody(ctx: Koa.Context, limit = MAX_BODY_BYTES): Promise<stri
   });
 }
 
-export async function readJson(ctx: Koa.Context): Promise<unknown> {
-  const text = await readBody(ctx);
+export async function readJson(ctx: Koa.Context, limit = MAX_BODY_BYTES): Promise<unknown> {
+  const text = await readBody(ctx, limit);
   try {
     return JSON.parse(text);
   } catch {
@@ -208,9 +214,9 @@ export class JobServer<N extends OperationName = OperationName> {
     });
     o.routes?.(r, this);
     r.post("/v1/jobs", async (ctx) => {
-      const op = parseOperation(await readJson(ctx), this.accepted);
-      await o.validate?.(op);
       const parent = ctx.get("x-parent-job-id");
+      const op = parseOperation(await readJson(ctx, MAX_BODY_BYTES + (parent ? FORWARDED_HEADROOM_BYTES : 0)), this.accepted);
+      await o.validate?.(op);
       const job = this.createJob(op, ctx.get("x-correlation-id"), CORRELATION_PATTERN.test(parent) ? parent : undefined);
       ctx.status = 201;
       ctx.set("X-Correlation-ID", job.correlationId);

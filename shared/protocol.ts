@@ -132,7 +132,10 @@ export function parseOperation<N extends OperationName>(body: unknown, accepted:
   if (!isPlainObject(body)) throw invalid("body", "must be a JSON object holding an operation.");
   const name = body["operation"];
   const list = accepted.join(", ");
-  if (typeof name !== "string") throw new RbeeError("UNKNOWN_OPERATION", `The field "operation" is missing; this daemon accepts: ${list}.`);
+  if (typeof name !== "string") {
+    const what = name === undefined ? "is missing" : "must be a string";
+    throw new RbeeError("UNKNOWN_OPERATION", `The field "operation" ${what}; this daemon accepts: ${list}.`);
+  }
   if (!(accepted as readonly string[]).includes(name))
     throw new RbeeError("UNKNOWN_OPERATION", `Unknown operation "${name.slice(0, 64)}"; this daemon accepts: ${list}.`);
   const spec = operationSpecs[name as N] as Spec<object>;
@@ -143,6 +146,30 @@ export function parseOperation<N extends OperationName>(body: unknown, accepted:
     if (op.prompt !== undefined && op.messages !== undefined) throw invalid("messages", 'give exactly one of "prompt" or "messages", not both.');
   }
   return parsed;
+}
+
+const sameValue = (a: unknown, b: unknown): boolean =>
+  a === b || (typeof a === "object" && typeof b === "object" && a !== null && b !== null && JSON.stringify(a) === JSON.stringify(b));
+
+/**
+ * An operation as a tier forwards it downstream: without the fields that hold their default (every tier applies
+ * the same defaults again). Parsing already dropped unknown fields, so a body that fit the 1 MiB limit at the
+ * first tier fits it at the next ones too. Anything that is not a known operation is returned as it is.
+ */
+export function compactOperation<T extends object>(op: T): T {
+  const name = (op as { operation?: unknown }).operation;
+  if (typeof name !== "string" || !(OPERATION_NAMES as string[]).includes(name)) return op;
+  const out: Record<string, unknown> = { ...(op as Record<string, unknown>) };
+  for (const key of Object.keys(op)) {
+    if (key === "operation") continue;
+    const { [key]: value, ...rest } = out;
+    try {
+      if (sameValue((parseOperation(rest, [name as OperationName]) as Record<string, unknown>)[key], value)) delete out[key];
+    } catch {
+      // a required field
+    }
+  }
+  return out as T;
 }
 
 // ---- events ------------------------------------------------------------------------------------

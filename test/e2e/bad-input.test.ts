@@ -135,6 +135,12 @@ run("odd Unicode reaches the worker intact; the worker refuses bad bodies too; a
   const overflow = await runJob(queen.url, { operation: "infer", prompt: long, max_tokens: 4 });
   t.like(overflow.end, { status: "failed", error: { code: "CONTEXT_OVERFLOW" } });
   t.regex(overflow.end.error?.message ?? "", /\d+ tokens/);
+  // A body of exactly 1 MiB is accepted, and its forwarded copies (defaults left out) fit the limit at every hop.
+  const shell = JSON.stringify({ operation: "infer", prompt: "", max_tokens: 1 });
+  const fullBody = { operation: "infer", prompt: "x".repeat(1024 * 1024 - Buffer.byteLength(shell)), max_tokens: 1 };
+  t.is(Buffer.byteLength(JSON.stringify(fullBody)), 1024 * 1024);
+  const full = await runJob(queen.url, fullBody);
+  t.like(full.end, { status: "failed", error: { code: "CONTEXT_OVERFLOW" } }, JSON.stringify(full.end.error));
   const after = await runJob(queen.url, { operation: "infer", prompt: "still fine", max_tokens: 2 });
   t.is(after.end.status, "completed", "the worker is unharmed");
 });

@@ -147,6 +147,12 @@ test("a body over 1 MiB is 413 PAYLOAD_TOO_LARGE, declared or streamed; exactly 
   t.is(streamed.status, 413);
   t.is(streamed.json.error.code, "PAYLOAD_TOO_LARGE");
   t.is((await call(url, "GET", "/health")).status, 200);
+  // A tier forwarding its own job (X-Parent-Job-ID) may add a few bytes of pins to a body that fit at the first tier.
+  const pinned = head + "x".repeat(MAX_BODY_BYTES - head.length + 100) + '"}';
+  t.is((await call(url, "POST", "/v1/jobs", { body: pinned, headers: { "x-parent-job-id": "job-parent0001" } })).status, 201);
+  t.is((await call(url, "POST", "/v1/jobs", { body: pinned })).status, 413);
+  const huge = head + "x".repeat(2 * MAX_BODY_BYTES) + '"}';
+  t.is((await call(url, "POST", "/v1/jobs", { body: huge, headers: { "x-parent-job-id": "job-parent0001" } })).status, 413);
 });
 
 // ---- streams ---------------------------------------------------------------------------------------

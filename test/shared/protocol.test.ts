@@ -1,7 +1,7 @@
 import test, { type ExecutionContext } from "ava";
 import { RbeeError, type ErrorCode } from "../../shared/errors.js";
 import {
-  HIVE_OPERATIONS, OPERATION_NAMES, QUEEN_OPERATIONS, isModelId, parseOperation, type OperationName,
+  HIVE_OPERATIONS, OPERATION_NAMES, QUEEN_OPERATIONS, compactOperation, isModelId, parseOperation, type OperationName,
 } from "../../shared/protocol.js";
 
 const ALL = OPERATION_NAMES;
@@ -70,8 +70,9 @@ test("a body that is not an object is INVALID_REQUEST naming body", (t) => {
 });
 
 test("a missing or non-string operation is UNKNOWN_OPERATION", (t) => {
-  for (const body of [{}, { prompt: "x" }, { operation: 1 }, { operation: null }, { operation: ["infer"] }, { operation: { name: "infer" } }]) {
-    refused(t, body, "UNKNOWN_OPERATION", ["infer"]);
+  for (const body of [{}, { prompt: "x" }]) refused(t, body, "UNKNOWN_OPERATION", ["is missing", "infer"]);
+  for (const body of [{ operation: 1 }, { operation: null }, { operation: ["infer"] }, { operation: { name: "infer" } }]) {
+    refused(t, body, "UNKNOWN_OPERATION", ["must be a string", "infer"]);
   }
 });
 
@@ -187,4 +188,24 @@ test("model_download takes http(s) URLs and hf: references only; model_import an
   invalidField(t, { operation: "model_list", hive_id: "Bad Hive" }, "hive_id");
   invalidField(t, { operation: "hive_start", hive_id: 3 }, "hive_id");
   invalidField(t, infer({ worker_id: "" }), "worker_id");
+});
+
+test("compactOperation leaves out defaults only: parsing the compact form gives the same operation", (t) => {
+  const bodies: object[] = [
+    { operation: "infer", prompt: "hi" },
+    { operation: "infer", prompt: "hi", model: "rbee-tiny", max_tokens: 128, temperature: 0.7, ignore_eos: false },
+    { operation: "infer", messages: [{ role: "user", content: "hi" }], max_tokens: 5, stop: ["\n"], seed: 0, hive_id: "gpu-box" },
+    { operation: "worker_spawn", model: "llama", hive_id: "localhost", parallel: 4, gpu_layers: "max", keep_alive: 0 },
+    { operation: "model_download", model: "https://example.com/a.gguf", hive_id: "localhost" },
+    { operation: "status" },
+  ];
+  for (const body of bodies) {
+    const op = parse(body);
+    const compact = compactOperation(op);
+    t.deepEqual(parse(compact), op, JSON.stringify(body));
+    t.true(JSON.stringify(compact).length <= JSON.stringify(body).length, JSON.stringify(compact));
+  }
+  t.deepEqual(compactOperation(parse({ operation: "infer", prompt: "hi", temperature: 0.7 })), { operation: "infer", prompt: "hi" });
+  t.deepEqual(compactOperation(parse({ operation: "infer", prompt: "hi", temperature: 0 })), { operation: "infer", prompt: "hi", temperature: 0 });
+  t.deepEqual(compactOperation({ operation: "nonsense", x: 1 }), { operation: "nonsense", x: 1 }, "not an operation: as it is");
 });
