@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: every benchmark of the project on the machine at hand, written to bench/RESULTS.md,
- * bench/results.json and bench/README-section.md (the table the README shows).
+ * bench/results.json and bench/README-section.md, which it also writes into README.md between its bench markers.
  *
  *   npm run bench                 full run: rbee-tiny and the ~100M preset, the llama-server peer (built once into
  *                                 ~/.cache/rbee-bench when missing), 7 rounds per figure
@@ -585,8 +585,8 @@ async function main(): Promise<number> {
   const md = renderResults(results);
   await writeFile(path.join(ROOT, "bench", "results.json"), `${JSON.stringify(results, (_k, v: unknown) => (typeof v === "number" && !Number.isFinite(v) ? null : v), 2)}\n`);
   await writeFile(path.join(ROOT, "bench", "RESULTS.md"), md);
-  await writeFile(path.join(ROOT, "bench", "README-section.md"), renderReadmeSection(results));
-  log(`done in ${results.duration_s} s (peer build ${results.peer_build_s} s): bench/RESULTS.md, bench/results.json, bench/README-section.md`);
+  await writeReadmeSection(results);
+  log(`done in ${results.duration_s} s (peer build ${results.peer_build_s} s): bench/RESULTS.md, bench/results.json, bench/README-section.md, README.md`);
   process.stdout.write(md);
   if (results.errors.length > 0) {
     log(`${results.errors.length} part(s) failed: ${results.errors.join(" | ")}`);
@@ -595,12 +595,27 @@ async function main(): Promise<number> {
   return 0;
 }
 
-/** `--render`: write RESULTS.md and README-section.md again from bench/results.json (no measuring). */
+const README_BEGIN = "<!-- bench:begin (written by npm run bench) -->";
+const README_END = "<!-- bench:end -->";
+
+/** README-section.md, and the same text between the README's bench markers (a README without them is left alone). */
+async function writeReadmeSection(results: Results): Promise<void> {
+  const section = renderReadmeSection(results);
+  await writeFile(path.join(ROOT, "bench", "README-section.md"), section);
+  const readmePath = path.join(ROOT, "README.md");
+  const readme = await readFile(readmePath, "utf8").catch(() => "");
+  const begin = readme.indexOf(README_BEGIN);
+  const end = readme.indexOf(README_END, begin);
+  if (begin < 0 || end < 0) return;
+  await writeFile(readmePath, `${readme.slice(0, begin + README_BEGIN.length)}\n${section.trimEnd()}\n${readme.slice(end)}`);
+}
+
+/** `--render`: write RESULTS.md, README-section.md and the README's table again from bench/results.json (no measuring). */
 async function render(): Promise<number> {
   const results = JSON.parse(await readFile(path.join(ROOT, "bench", "results.json"), "utf8"), (_k, v: unknown) => (v === null ? Number.NaN : v)) as Results;
   results.errors ??= [];
   await writeFile(path.join(ROOT, "bench", "RESULTS.md"), renderResults(results));
-  await writeFile(path.join(ROOT, "bench", "README-section.md"), renderReadmeSection(results));
+  await writeReadmeSection(results);
   return 0;
 }
 
