@@ -27,6 +27,8 @@ export class FakeHive {
   readonly server: JobServer<FakeOps>;
   private timer: NodeJS.Timeout | undefined;
   beats = 0;
+  /** When the latest beat was sent (the queen got it later, if at all). */
+  lastBeatSentAt = 0;
   cancelledJobs: string[] = [];
 
   constructor(readonly o: FakeHiveOptions) {
@@ -74,6 +76,7 @@ export class FakeHive {
   }
 
   async beat(): Promise<number> {
+    this.lastBeatSentAt = Date.now();
     const res = await request(`${this.o.queenUrl}/v1/hives/heartbeat`, {
       method: "POST",
       headers: { "content-type": "application/json", ...(this.o.token ? { authorization: `Bearer ${this.o.token}` } : {}) },
