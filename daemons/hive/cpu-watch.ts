@@ -1,15 +1,16 @@
 /**
- * Tells a worker that is slow to answer because it computes (on a loaded machine a long prompt can
- * hold its event loop past the health poll's limit) from one that hangs (stopped, deadlocked): the
- * first still uses CPU time. Read from /proc/<pid>/stat; where there is no /proc nothing is known.
+ * Tells a worker that is slow to answer because it computes (on an overloaded machine its event loop
+ * runs late) from one that hangs (stopped, deadlocked): the first one's main thread still uses CPU
+ * time. The main thread alone (/proc/<pid>/task/<pid>/stat), because llama.cpp's threads keep a
+ * generating worker busy whatever its event loop does; where there is no /proc nothing is known.
  */
 import { readFileSync } from "node:fs";
 
-/** User plus system CPU time of a process and its threads, in clock ticks; undefined when unknown or gone. */
+/** User plus system CPU time of a process's main thread, in clock ticks; undefined when unknown, stopped or gone. */
 export function cpuTicks(pid: number): number | undefined {
   let stat: string;
   try {
-    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, "utf8");
   } catch {
     return undefined;
   }

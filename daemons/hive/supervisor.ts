@@ -24,13 +24,11 @@ const UNRESPONSIVE_MS = 1250;
 /** After a loading worker exits, its load job's own `end` (INSUFFICIENT_MEMORY, ...) gets this long to arrive first. */
 const LOAD_EXIT_GRACE_MS = 500;
 /**
- * A silent worker that still uses CPU time is computing, not stopped or deadlocked, and gets a little longer:
- * while running, still within the contract's 2 s with the poll period (the worker keeps its event loop free
- * of longer blocks: see Engine.prepare); while loading (parsing a big GGUF), up to 10 s.
- * CPU use counts within the window.
+ * A silent worker whose main thread still uses CPU time is computing, not stopped or deadlocked: on an
+ * overloaded machine its event loop runs late, and killing it would fail its jobs for nothing. It gets up
+ * to 10 s; a stopped, deadlocked or idle-silent one is lost at UNRESPONSIVE_MS. CPU use counts within the window.
  */
-const BUSY_SILENT_MS = 1_600;
-const BUSY_LOADING_MS = 10_000;
+const BUSY_SILENT_MS = 10_000;
 const CPU_WINDOW_MS = 1000;
 const START_TIMEOUT_MS = 30_000;
 const PORT_TRIES = 20;
@@ -174,7 +172,7 @@ export class Supervisor {
       // A poll must have failed too: a hive whose own event loop stalled has not heard, but nobody was silent.
       if (failed > 0 && silent > UNRESPONSIVE_MS) {
         // Still using CPU time: slow on a loaded machine, not hung (stopped or deadlocked).
-        if (silent < (w.phase === "running" ? BUSY_SILENT_MS : BUSY_LOADING_MS) && cpu.busy(now, CPU_WINDOW_MS)) {
+        if (silent < BUSY_SILENT_MS && cpu.busy(now, CPU_WINDOW_MS)) {
           if (!told) this.options.logger.warn("worker_slow", `Worker ${w.id} has not answered for ${seconds} s but is computing; waiting for it.`, { target: w.id, pid: w.pid });
           told = true;
         } else {
