@@ -461,9 +461,9 @@ async function main(): Promise<number> {
   results.peer.build_flags = peer.flags;
   const benchT0 = performance.now();
 
-  const models: ModelCase[] = [{ id: "rbee-tiny", label: "rbee-tiny (F16, 1.7M params)", tokens: 256, concurrencyTokens: 64, concurrencyRounds: CFG.concurrencyRounds, tensorType: "F16" }];
+  const models: ModelCase[] = [{ id: "rbee-tiny", label: "rbee-tiny (F16, 1.7M params)", tokens: 256, concurrencyTokens: 256, concurrencyRounds: CFG.concurrencyRounds, tensorType: "F16" }];
   if (!QUICK) {
-    models.push({ id: "rbee-bench-100m", label: "rbee-bench-100m (Q8_0, 106M params)", tokens: 128, concurrencyTokens: 32, concurrencyRounds: Math.max(1, CFG.concurrencyRounds - 1), file: await bench100mFile(), tensorType: "Q8_0" });
+    models.push({ id: "rbee-bench-100m", label: "rbee-bench-100m (Q8_0, 106M params)", tokens: 128, concurrencyTokens: 64, concurrencyRounds: Math.max(1, CFG.concurrencyRounds - 1), file: await bench100mFile(), tensorType: "Q8_0" });
   }
 
   /** Runs one part of the benchmark; a failure is recorded (RESULTS.md lists it, the exit status is 1) and the rest goes on. */
