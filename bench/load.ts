@@ -6,18 +6,14 @@
  * Run after `npm run build`: node --import=tsx bench/load.ts [--status N] [--concurrency N]
  * [--infers N] [--parallel N] [--tokens N] [--memory-jobs N]. `runLoad(opts)` is the same, for bench/run.ts.
  */
-import { spawn } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import * as path from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { request } from "undici";
 import { JobClient } from "../shared/job-client.js";
 import type { EndData } from "../shared/protocol.js";
-import { binaryCommand } from "../shared/binaries.js";
-
-const QUEEN = binaryCommand("queen-rbee");
+import { startQueen } from "./lib/cluster.js";
+import { rssMiB } from "./lib/proc.js";
+import { quantile, round } from "./lib/stats.js";
 
 export interface LoadOptions {
   /** `status` jobs in the throughput run (default 1000) */
@@ -53,55 +49,8 @@ export interface LoadReport {
   memory: { jobs: number; rss_after_100_mb: number; rss_after_all_mb: number; delta_mb: number; jobs_listed: number; max_finished_jobs: number };
 }
 
-const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const MB = 1024 * 1024;
-const round = (n: number, digits = 1): number => Math.round(n * 10 ** digits) / 10 ** digits;
-
-function quantile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  if (s.length === 0) return Number.NaN;
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
-}
-
-async function rssBytes(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, "utf8");
-  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? Number.NaN) * 1024;
-}
-
-interface Queen {
-  url: string;
-  pid: number;
-  home: string;
-  stop: () => Promise<void>;
-}
-
-/** A queen of its own under a temp RBEE_HOME; stop() stops it (and so its hive and workers) and removes the folder. */
-async function startQueen(): Promise<Queen> {
-  const home = await mkdtemp(path.join(tmpdir(), "rbee-bench-load-"));
-  await mkdir(path.join(home, "config"), { recursive: true });
-  await writeFile(path.join(home, "config", "hives.conf"), "Host localhost\n  HivePort 0\n");
-  const env: NodeJS.ProcessEnv = { ...process.env, RBEE_HOME: home };
-  delete env["RBEE_TOKEN"];
-  const child = spawn(QUEEN.command, [...QUEEN.args, "--port", "0", "--log-file", path.join(home, "state", "queen-rbee.log")], { env, stdio: ["ignore", "pipe", "inherit"] });
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => {
-      out += d.toString();
-      const m = /^listening (\S+)$/m.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    child.once("exit", (code) => reject(new Error(`queen-rbee exited with ${code} before listening`)));
-  });
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-    const force = setTimeout(() => child.kill("SIGKILL"), 15_000);
-    await exited;
-    clearTimeout(force);
-    await rm(home, { recursive: true, force: true });
-  };
-  return { url, pid: child.pid ?? 0, home, stop };
-}
+const rssBytes = async (pid: number): Promise<number> => (await rssMiB(pid)) * MB;
 
 /** Runs one job to its end; its `end`, its last `data` payload, its tokens and the time from POST to `end`. */
 async function runOne(client: JobClient, op: object): Promise<{ end: EndData; ms: number; tokens: number; payload: unknown }> {
@@ -110,7 +59,7 @@ async function runOne(client: JobClient, op: object): Promise<{ end: EndData; ms
   let payload: unknown;
   for await (const e of client.stream(job_id)) {
     if (e.event === "data") payload = e.data.payload;
-    // Tokens as the worker counts them: a token whose text is empty is no `token` event.
+    // Tokens as the worker counts them (usage), whatever the events carried.
     if (e.event === "end") return { end: e.data, ms: performance.now() - began, tokens: e.data.usage?.completion_tokens ?? 0, payload };
   }
   throw new Error(`the stream of ${job_id} closed without end`);
@@ -167,7 +116,7 @@ function watchBusy(workerUrl: string): { stop: () => Promise<number> } {
 export async function runLoad(opts: LoadOptions = {}): Promise<LoadReport> {
   const o = { statusJobs: 1000, concurrency: 50, inferJobs: 32, parallel: 8, tokens: 16, memoryJobs: 10_000, ...opts };
   const log = opts.log ?? (() => {});
-  const queen = await startQueen();
+  const queen = await startQueen({ prefix: "rbee-bench-load-" });
   try {
     const client = new JobClient(queen.url, { label: "queen" });
     let jobsRun = 0;

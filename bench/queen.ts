@@ -3,23 +3,16 @@
  * directly, same model, prompt and settings; then `status` jobs per second through the job API.
  * Run after `npm run build`: node --import=tsx bench/queen.ts [--rounds N] [--tokens N] [--model ID]
  */
-import { spawn } from "node:child_process";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import * as path from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { JobClient } from "../shared/job-client.js";
-import { binaryCommand } from "../shared/binaries.js";
-
-const QUEEN = binaryCommand("queen-rbee");
+import { startQueen } from "./lib/cluster.js";
+import { median, quantile } from "./lib/stats.js";
 
 const { values } = parseArgs({ options: { rounds: { type: "string" }, tokens: { type: "string" }, model: { type: "string" }, seconds: { type: "string" } } });
 const ROUNDS = Number(values.rounds ?? 8);
 const TOKENS = Number(values.tokens ?? 256);
 const MODEL = values.model ?? "rbee-tiny";
 const STATUS_SECONDS = Number(values.seconds ?? 3);
-const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
 interface Sample {
   ttftMs: number;
@@ -27,12 +20,6 @@ interface Sample {
   tokens: number;
 }
 
-const median = (xs: number[]): number => quantile(xs, 0.5);
-function quantile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  if (s.length === 0) return Number.NaN;
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
-}
 
 /** One infer job, timed at the client: TTFT from the POST, decode rate between first and last token. */
 async function inferOnce(client: JobClient, op: object): Promise<Sample> {
@@ -51,29 +38,8 @@ async function inferOnce(client: JobClient, op: object): Promise<Sample> {
   return { ttftMs: first - began, tokensPerS: tokens > 1 ? ((tokens - 1) * 1000) / (last - first) : 0, tokens };
 }
 
-async function startQueen(home: string): Promise<{ url: string; stop: () => Promise<void> }> {
-  const child = spawn(QUEEN.command, [...QUEEN.args, "--port", "0", "--log-file", path.join(home, "queen.log")], {
-    env: { ...process.env, RBEE_HOME: home, RBEE_TOKEN: "" },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => {
-      out += d.toString();
-      const m = /^listening (\S+)$/m.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    child.once("exit", (code) => reject(new Error(`queen exited with ${code}`)));
-  });
-  const exited = new Promise((r) => child.once("exit", r));
-  return { url, stop: async () => void (child.kill("SIGTERM"), await exited) };
-}
-
 async function main(): Promise<void> {
-  const home = await mkdtemp(path.join(tmpdir(), "rbee-bench-queen-"));
-  await mkdir(path.join(home, "config"), { recursive: true });
-  await writeFile(path.join(home, "config", "hives.conf"), "Host localhost\n  HivePort 0\n");
-  const queen = await startQueen(home);
+  const queen = await startQueen({ prefix: "rbee-bench-queen-" });
   try {
     const q = new JobClient(queen.url);
     const op = { operation: "infer", model: MODEL, prompt: "The quick brown fox", max_tokens: TOKENS, ignore_eos: true, temperature: 0, seed: 42 };
@@ -134,7 +100,6 @@ async function main(): Promise<void> {
     console.log(`jobs/s ${(latencies.length / elapsed).toFixed(0)}, p50 ${median(latencies).toFixed(2)} ms, p99 ${quantile(latencies, 0.99).toFixed(2)} ms, n=${latencies.length}`);
   } finally {
     await queen.stop();
-    await rm(home, { recursive: true, force: true });
   }
 }
 

@@ -59,9 +59,20 @@ export interface Cluster {
   stop(): Promise<void>;
 }
 
-/** Starts queen-rbee on a free port under a fresh RBEE_HOME and the localhost hive under it. */
-export async function startCluster(opts: { nodeArgs?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<Cluster> {
-  const home = await mkdtemp(path.join(tmpdir(), "rbee-bench-"));
+export interface BenchQueen {
+  home: string;
+  url: string;
+  pid: number;
+  /** Stops the queen and every process under it, and removes its RBEE_HOME. */
+  stop(): Promise<void>;
+}
+
+/**
+ * queen-rbee on a free port under a fresh RBEE_HOME (localhost hive on HivePort 0, no token), logging to its
+ * state folder; tracked, so the run kills it whatever happens.
+ */
+export async function startQueen(opts: { nodeArgs?: string[]; env?: NodeJS.ProcessEnv; prefix?: string } = {}): Promise<BenchQueen> {
+  const home = await mkdtemp(path.join(tmpdir(), opts.prefix ?? "rbee-bench-"));
   trackDir(home);
   await mkdir(path.join(home, "config"), { recursive: true });
   await mkdir(path.join(home, "state"), { recursive: true });
@@ -72,22 +83,26 @@ export async function startCluster(opts: { nodeArgs?: string[]; env?: NodeJS.Pro
     env,
     stdio: ["ignore", "pipe", "inherit"],
   });
-  const queenPid = child.pid ?? 0;
+  const pid = child.pid ?? 0;
   const stop = async (): Promise<void> => {
-    const below = await descendants(queenPid);
+    const below = await descendants(pid);
     for (const p of below) trackPid(p);
-    await stopPid(queenPid, 20_000);
+    await stopPid(pid, 20_000);
     for (const p of below) await stopPid(p, 5_000);
     await rm(home, { recursive: true, force: true });
     untrackDir(home);
   };
-  let queenUrl: string;
   try {
-    queenUrl = (await waitForLine(child, /^listening (\S+)$/m, 30_000))[1]!;
+    return { home, url: (await waitForLine(child, /^listening (\S+)$/m, 30_000))[1]!, pid, stop };
   } catch (err) {
     await stop();
     throw err;
   }
+}
+
+/** Starts queen-rbee on a free port under a fresh RBEE_HOME and the localhost hive under it. */
+export async function startCluster(opts: { nodeArgs?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<Cluster> {
+  const { home, url: queenUrl, pid: queenPid, stop } = await startQueen(opts);
   const queen = new JobClient(queenUrl, { label: "queen" });
   try {
     await runJob(queen, { operation: "hive_start", hive_id: "localhost" });

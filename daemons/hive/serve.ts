@@ -3,6 +3,7 @@
  * placement.ts), else a new one spawned as a child job whose events nest under this one; then
  * the job is forwarded to the worker, so the worker's events arrive with the path grown by one.
  */
+import { untilAborted } from "../../shared/async.js";
 import { CancelledError, RbeeError } from "../../shared/errors.js";
 import { forward } from "../../shared/job-client.js";
 import type { JobRegistry } from "../../shared/job-registry.js";
@@ -117,11 +118,3 @@ async function spawnNested(job: Job, op: WorkOperation, ctx: ServeContext): Prom
   throw job.signal.aborted ? job.signal.reason : new CancelledError(end?.error?.message ?? "The worker spawn was cancelled.");
 }
 
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
-}

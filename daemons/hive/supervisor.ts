@@ -13,7 +13,7 @@ import type { Logger } from "../../shared/log.js";
 import { ensureDir } from "../../shared/paths.js";
 import { HiveWorker, type WorkerInfo, type WorkerSpec } from "./hive-worker.js";
 import { CpuWatch } from "./cpu-watch.js";
-import { findFreePort } from "./ports.js";
+import { findFreePort } from "../../shared/ports.js";
 import { PortInUseError, WorkerProcess, describeExit } from "./worker-process.js";
 
 /** Poll period of a worker's health, and how long one poll may take. */

@@ -1,14 +1,15 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import { readFile, unlink, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { constants } from "node:os";
+import { untilAborted } from "../../shared/async.js";
 import { binaryCommand } from "../../shared/binaries.js";
 import { RbeeError } from "../../shared/errors.js";
 import { LOCALHOST_HIVE_ID, type HiveConfig } from "../../shared/hives-conf.js";
 import type { Job } from "../../shared/job.js";
 import type { Logger } from "../../shared/log.js";
 import { ensureDir, type RbeePaths } from "../../shared/paths.js";
+import { isPortFree } from "../../shared/ports.js";
 import type { HiveLinks } from "./hive-link.js";
 import type { HiveRegistry } from "./hive-registry.js";
 import { remoteStartScript, remoteStopScript, runSsh, sshFailure } from "./ssh.js";
@@ -42,24 +43,6 @@ const pause = (ms: number, signal?: AbortSignal): Promise<void> =>
     const t = setTimeout(resolve, ms);
     signal?.addEventListener("abort", () => (clearTimeout(t), resolve()), { once: true });
   });
-
-/** `work`, unless `signal` aborts first: then its reason. A cancelled caller stops waiting; the work goes on. */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
-}
-
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once("error", () => resolve(false));
-    s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
-  });
-}
 
 async function tail(file: string, lines = 5): Promise<string> {
   const text = await readFile(file, "utf8").catch(() => "");
@@ -109,7 +92,7 @@ export class HiveLauncher {
     await this.stopOrphan(paths.pidFile(`${HIVE}-${LOCALHOST_HIVE_ID}`), job);
     let port = config.hivePort;
     // The built-in default port may be taken (another install); a port set in hives.conf is kept as asked.
-    if (config.line === 0 && port !== 0 && !(await portFree(port))) {
+    if (config.line === 0 && port !== 0 && !(await isPortFree(port))) {
       job.narrate("hive_start", `Port ${port} is in use, so hive localhost gets a free port (set HivePort in hives.conf to choose one).`, { target: LOCALHOST_HIVE_ID, level: "warn", node: LOCALHOST_HIVE_ID });
       port = 0;
     }

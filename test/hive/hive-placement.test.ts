@@ -5,7 +5,7 @@ import { estimateFromMetadata } from "../../daemons/hive/memory.js";
 import {
   availableMemory, chooseWorker, planFit, resolveDevice, resolveGpuLayers, waiting, type DeviceView, type WorkerView,
 } from "../../daemons/hive/placement.js";
-import { findFreePort, isPortFree } from "../../daemons/hive/ports.js";
+import { findFreePort, isPortFree } from "../../shared/ports.js";
 import { holdPort } from "../_helpers/process.js";
 
 const GiB = 1024 ** 3;
